@@ -1,0 +1,111 @@
+# receiver - a webhook receiver for 1688 trade messages.
+#
+#   make            build build/receiver
+#   make run        install what is missing, start a local PostgreSQL
+#                   (unless DATABASE_URL is set), migrate, serve on :8080
+#   make test       install what is missing, build, run every test
+#   make install    PREFIX=/usr/local DESTDIR=
+#
+# SAN=1 builds with AddressSanitizer and UndefinedBehaviorSanitizer into
+# build/asan instead of build.
+
+PKGS     = libevent libevent_openssl openssl jansson libpq
+CC      ?= cc
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CONFIG  ?= receiver.toml
+
+ifeq ($(SAN),1)
+BUILD    = build/asan
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+OPT      = -O1 -g
+else
+BUILD    = build
+SANFLAGS =
+OPT      = -O2 -g
+endif
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS  ?= $(OPT)
+CFLAGS  += -std=c17 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror \
+           -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+           -Ireceiver -I$(BUILD) $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
+LDFLAGS += $(SANFLAGS)
+LDLIBS  += $(PKG_LIBS) -lm
+
+SRCS       = $(wildcard receiver/*.c)
+LIB_OBJS   = $(patsubst receiver/%.c,$(BUILD)/obj/%.o,$(filter-out receiver/main.c,$(SRCS))) \
+             $(BUILD)/obj/migrations.o
+MAIN_OBJ   = $(BUILD)/obj/main.o
+UNIT_SRCS  = $(wildcard tests/unit/test_*.c)
+UNIT_BINS  = $(patsubst tests/unit/%.c,$(BUILD)/%,$(UNIT_SRCS))
+MIGRATIONS = $(sort $(wildcard sql/*.sql))
+HELPER_SRCS = $(wildcard tests/helpers/*.c)
+HELPER_BINS = $(patsubst tests/helpers/%.c,$(BUILD)/%,$(HELPER_SRCS))
+
+.PHONY: all setup run test unit integration install clean check-format format
+
+all: $(BUILD)/receiver
+
+$(BUILD)/receiver: $(MAIN_OBJ) $(LIB_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/%.o: receiver/%.c | $(BUILD)/obj
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# The migrations are compiled into the binary, so `receiver migrate` needs
+# no path and the daemon knows which schema version it requires.
+$(BUILD)/migrations.c: $(MIGRATIONS) receiver/embed-sql.sh | $(BUILD)/obj
+	sh receiver/embed-sql.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/migrations.o: $(BUILD)/migrations.c
+	$(CC) $(CFLAGS) -Wno-overlength-strings -c -o $@ $<
+
+$(BUILD)/test_%: tests/unit/test_%.c $(LIB_OBJS)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%: tests/helpers/%.c $(LIB_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj:
+	mkdir -p $@
+
+unit-bins: $(UNIT_BINS)
+helper-bins: $(HELPER_BINS)
+
+setup:
+	@sh deploy/setup-debian.sh
+
+run: setup
+	@$(MAKE) --no-print-directory all
+	@sh deploy/run-local.sh $(CONFIG)
+
+# Every suite prints "N passed, N failed"; tests/run adds them up and exits
+# non-zero when anything failed.
+test: setup
+	@$(MAKE) --no-print-directory all unit-bins helper-bins
+	@$(MAKE) --no-print-directory SAN=1 all unit-bins helper-bins
+	@sh tests/run
+
+unit: all unit-bins
+	@for t in $(UNIT_BINS); do $$t || exit 1; done
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/receiver/sql \
+	    $(DESTDIR)/etc/receiver
+	install -m 0755 $(BUILD)/receiver $(DESTDIR)$(PREFIX)/bin/receiver
+	install -m 0644 $(MIGRATIONS) $(DESTDIR)$(PREFIX)/share/receiver/sql/
+	install -m 0640 receiver.toml $(DESTDIR)$(PREFIX)/share/receiver/receiver.toml.example
+
+format:
+	clang-format -i receiver/*.c receiver/*.h tests/unit/*.c tests/unit/*.h
+
+check-format:
+	clang-format --dry-run --Werror receiver/*.c receiver/*.h
+
+clean:
+	rm -rf build
+
+-include $(wildcard $(BUILD)/obj/*.d) $(wildcard $(BUILD)/*.d)

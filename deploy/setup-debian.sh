@@ -1,0 +1,34 @@
+#!/bin/sh
+# setup-debian.sh - install the Debian 12 packages receiver needs to build,
+# run and test.  Does nothing (and needs no network) when all are present.
+set -eu
+
+PACKAGES="gcc make pkg-config libc6-dev libevent-dev libssl-dev libjansson-dev libpq-dev
+postgresql-15 postgresql-client-15 python3 curl openssl clang libclang-rt-14-dev valgrind wrk"
+
+missing=""
+for p in $PACKAGES; do
+	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	case "$status" in
+	"install ok installed") ;;
+	*) missing="$missing $p" ;;
+	esac
+done
+[ -z "$missing" ] && exit 0
+
+echo "setup: installing:$missing"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "setup: run as root, or install them yourself: apt-get install$missing" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# The cluster Debian would create is not used: tests and `make run` start
+# their own, so keep the package from creating one.
+mkdir -p /etc/postgresql-common
+if [ ! -f /etc/postgresql-common/createcluster.conf ] ||
+	! grep -q '^create_main_cluster *= *false' /etc/postgresql-common/createcluster.conf; then
+	echo "create_main_cluster = false" >> /etc/postgresql-common/createcluster.conf
+fi
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing

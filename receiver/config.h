@@ -1,0 +1,88 @@
+/*
+ * config.h - receiver.toml as a struct.
+ *
+ * config_load() reads the file with the small strict TOML reader in toml.c,
+ * checks every key against the schema below (unknown keys and wrong types are
+ * errors), applies defaults, and resolves "env:NAME" / "file:PATH" string
+ * values so that secrets never have to sit in the file itself.  Errors are
+ * one line of the form "FILE:LINE: KEY: what is wrong".
+ */
+#ifndef RECEIVER_CONFIG_H
+#define RECEIVER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* What the HMAC covers (PROTOCOL.md section 2). */
+enum signature_mode {
+	SIGNATURE_SORTED_FIELDS, /* "sorted_fields": name+value of every other field, sorted */
+	SIGNATURE_MESSAGE_ONLY,  /* "message": the bare message value */
+};
+
+struct app_config {
+	char *name;
+	char *path; /* callback path, starts with '/' */
+	char *app_key;
+	char *app_secret;
+	char **previous_secrets; /* still accepted during a rotation */
+	size_t n_previous_secrets;
+	enum signature_mode signature_mode;
+};
+
+struct server_config {
+	char *listen;          /* "host:port", default "127.0.0.1:8080" */
+	size_t max_body_bytes; /* default 262144 */
+	size_t max_pending;    /* pushes waiting for a commit; default 4096 */
+	int request_timeout_s; /* read/write timeout per connection; default 10 */
+};
+
+struct database_config {
+	char *url;             /* libpq conninfo or URI; $DATABASE_URL overrides */
+	int max_batch;         /* deliveries per transaction; 1 turns group commit off */
+	int commit_timeout_ms; /* a batch not committed by then fails (503); default 5000 */
+	int connect_timeout_ms;
+};
+
+struct upstream_config {
+	char *base_url;
+	int timeout_ms;
+	int max_concurrency;
+	int max_rps;
+	char *ca_file; /* "" when unset */
+};
+
+struct reconcile_config {
+	bool enabled;
+	int max_attempts;
+	int backoff_min_ms;
+	int backoff_max_ms;
+	int sweep_interval_s;
+	int sweep_window_s;
+};
+
+struct log_config {
+	char *level; /* "debug", "info", "warn", "error" */
+};
+
+struct config {
+	char *file;
+	struct server_config server;
+	struct database_config database;
+	struct app_config *apps;
+	size_t n_apps;
+	struct upstream_config upstream;
+	struct reconcile_config reconcile;
+	struct log_config log;
+};
+
+/*
+ * Load and validate FILE into *cfg.  On failure returns -1, leaves *cfg
+ * empty (safe to config_free) and writes "FILE:LINE: KEY: reason" into err.
+ */
+int config_load(const char *file, struct config *cfg, char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+/* The app whose callback path is PATH, or NULL. */
+const struct app_config *config_app_by_path(const struct config *cfg, const char *path);
+
+#endif

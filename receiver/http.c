@@ -1,0 +1,423 @@
+/*
+ * http.c - routes, limits and replies (see http.h).
+ *
+ * Every request to a path that is not /healthz or /readyz becomes a
+ * struct delivery.  check_push() walks it through the checks in the order
+ * the statuses are documented (405, 415, 413, 400, 401, 400); the first
+ * failure is answered at once and only audited, a push that passes all of
+ * them is handed to the store and answered from push_done() once its
+ * transaction committed (200) or failed (503).
+ *
+ * evhttp itself enforces the body and header limits: it answers 413 for a
+ * body over [server] max_body_bytes before any callback of ours runs, which
+ * keeps a huge body from ever being buffered.
+ *
+ * Deferred replies: evhttp (2.1) keeps a request whose callback returned
+ * without replying.  If the client hangs up meanwhile, evhttp detaches the
+ * request from the dead connection instead of freeing it, and the reply we
+ * send later simply frees it.  The one thing that would free it under us is
+ * evhttp_free(), so shutdown answers every waiting push first.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "http.h"
+#include "log.h"
+#include "message.h"
+#include "signature.h"
+
+#define FORM_CONTENT_TYPE "application/x-www-form-urlencoded"
+#define MAX_HEADERS_BYTES 16384
+#define RETRY_AFTER_S	  "5"
+
+struct http {
+	struct event_base *base;
+	const struct config *cfg;
+	struct store *store;
+	struct evhttp *evhttp;
+	struct evhttp_bound_socket *bound;
+	unsigned int id_prefix; /* makes request ids unique across restarts */
+	unsigned long long next_id;
+};
+
+static void on_request(struct evhttp_request *req, void *arg);
+static void serve_health(struct http *h, struct evhttp_request *req, const char *path);
+static struct delivery *delivery_new(struct http *h, struct evhttp_request *req,
+				     const struct app_config *app);
+static void delivery_free(struct delivery *d);
+static int check_push(struct http *h, struct delivery *d, struct evhttp_request *req,
+		      const struct app_config *app);
+static void reject(struct http *h, struct delivery *d, struct evhttp_request *req, int status,
+		   const char *why);
+static void push_done(struct delivery *d, int committed);
+static void audit_done(struct delivery *d, int committed);
+static void reply(struct evhttp_request *req, const char *request_id, int status,
+		  const char *text);
+static bool is_form(const char *content_type);
+static int fail(struct delivery *d, int status, const char *why);
+static void set_error(struct delivery *d, const char *text);
+static void copy_printable(char *dst, size_t cap, const char *src);
+static const char *method_name(enum evhttp_cmd_type cmd);
+static int64_t now_us(void);
+
+struct http *
+http_new(struct event_base *base, const struct config *cfg, struct store *store)
+{
+	struct http *h = calloc(1, sizeof(*h));
+	struct timeval tv;
+
+	if (h == NULL)
+		return NULL;
+	h->base = base;
+	h->cfg = cfg;
+	h->store = store;
+	h->evhttp = evhttp_new(base);
+	if (h->evhttp == NULL) {
+		free(h);
+		return NULL;
+	}
+	gettimeofday(&tv, NULL);
+	h->id_prefix = (unsigned int)(tv.tv_sec ^ (tv.tv_usec << 12) ^ (getpid() << 20));
+	evhttp_set_max_body_size(h->evhttp, (ev_ssize_t)cfg->server.max_body_bytes);
+	evhttp_set_max_headers_size(h->evhttp, MAX_HEADERS_BYTES);
+	evhttp_set_timeout(h->evhttp, cfg->server.request_timeout_s);
+	/* Every method reaches on_request, so a wrong one is answered 405, audited. */
+	evhttp_set_allowed_methods(h->evhttp, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+						      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						      EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+						      EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	evhttp_set_default_content_type(h->evhttp, "text/plain; charset=utf-8");
+	evhttp_set_gencb(h->evhttp, on_request, h);
+	return h;
+}
+
+int
+http_listen(struct http *h, char *err, size_t errlen)
+{
+	char host[256];
+	const char *listen = h->cfg->server.listen, *colon = strrchr(listen, ':');
+	size_t hostlen;
+
+	if (colon == NULL) {
+		snprintf(err, errlen, "server.listen: expected host:port");
+		return -1;
+	}
+	hostlen = (size_t)(colon - listen);
+	if (hostlen >= 2 && listen[0] == '[' && listen[hostlen - 1] == ']') {
+		listen++;
+		hostlen -= 2;
+	}
+	if (hostlen >= sizeof(host)) {
+		snprintf(err, errlen, "server.listen: host too long");
+		return -1;
+	}
+	memcpy(host, listen, hostlen);
+	host[hostlen] = '\0';
+	h->bound = evhttp_bind_socket_with_handle(h->evhttp, host, (ev_uint16_t)atoi(colon + 1));
+	if (h->bound == NULL) {
+		snprintf(err, errlen, "cannot listen on %s: %s", h->cfg->server.listen,
+			 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		return -1;
+	}
+	return 0;
+}
+
+void
+http_stop_accepting(struct http *h)
+{
+	if (h->bound != NULL) {
+		evhttp_del_accept_socket(h->evhttp, h->bound);
+		h->bound = NULL;
+	}
+}
+
+void
+http_free(struct http *h)
+{
+	if (h == NULL)
+		return;
+	evhttp_free(h->evhttp);
+	free(h);
+}
+
+/* --- routing ------------------------------------------------------------ */
+
+static void
+on_request(struct evhttp_request *req, void *arg)
+{
+	struct http *h = arg;
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	const struct app_config *app;
+	struct delivery *d;
+	int status;
+
+	if (path == NULL || *path == '\0')
+		path = "/";
+	if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0) {
+		serve_health(h, req, path);
+		return;
+	}
+	app = config_app_by_path(h->cfg, path);
+	d = delivery_new(h, req, app);
+	if (d == NULL) {
+		reply(req, "", HTTP_INTERNAL, "out of memory\n");
+		return;
+	}
+	status = check_push(h, d, req, app);
+	if (status != HTTP_OK) {
+		reject(h, d, req, status, d->error);
+		return;
+	}
+	d->status = HTTP_OK;
+	d->done = push_done;
+	d->owner = req;
+	if (store_submit(h->store, d) < 0) {
+		reply(req, d->request_id, HTTP_SERVUNAVAIL, "database unavailable, retry later\n");
+		delivery_free(d);
+	}
+}
+
+static void
+serve_health(struct http *h, struct evhttp_request *req, const char *path)
+{
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	char text[128];
+
+	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+		reply(req, "", HTTP_BADMETHOD, "method not allowed\n");
+		return;
+	}
+	if (strcmp(path, "/healthz") == 0) {
+		reply(req, "", HTTP_OK, "ok\n");
+		return;
+	}
+	snprintf(text, sizeof(text), "%s\n", store_state_text(h->store));
+	reply(req, "", store_ready(h->store) ? HTTP_OK : HTTP_SERVUNAVAIL, text);
+}
+
+/* --- a push ------------------------------------------------------------- */
+
+/*
+ * Run the checks in their documented order.  Returns HTTP_OK for a genuine
+ * push whose event is parsed, else the status to answer, with d->error set.
+ */
+static int
+check_push(struct http *h, struct delivery *d, struct evhttp_request *req,
+	   const struct app_config *app)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	const struct form_field *message;
+	const char *why;
+	const unsigned char *body;
+	enum signature_result sig;
+	char perr[sizeof(d->error)];
+
+	if (app == NULL)
+		return fail(d, HTTP_NOTFOUND, "unknown path");
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST)
+		return fail(d, HTTP_BADMETHOD, "method not allowed: use POST");
+	if (!is_form(evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type")))
+		return fail(d, 415, "content type must be " FORM_CONTENT_TYPE);
+	if (d->body_bytes > h->cfg->server.max_body_bytes)
+		return fail(d, 413, "body too large");
+	body = evbuffer_pullup(in, -1);
+	if (form_decode((const char *)body, d->body_bytes, &d->form, &why) < 0)
+		return fail(d, HTTP_BADREQUEST, why);
+	message = form_get(&d->form, "message");
+	if (message == NULL)
+		return fail(d, HTTP_BADREQUEST, "missing field: message");
+	sig = signature_verify(&d->form, app, &d->signature_field);
+	if (sig == SIGNATURE_ERROR)
+		return fail(d, HTTP_INTERNAL, signature_result_text(sig));
+	d->signature_ok = sig == SIGNATURE_OK;
+	if (sig != SIGNATURE_OK)
+		return fail(d, 401, signature_result_text(sig));
+	if (message_parse(message->value, message->value_len, &d->event, perr, sizeof(perr)) < 0)
+		return fail(d, HTTP_BADREQUEST, perr);
+	d->has_event = true;
+	d->message = message->value;
+	d->message_len = message->value_len;
+	return HTTP_OK;
+}
+
+/* Answer now; the audit row is written when the database can take it. */
+static void
+reject(struct http *h, struct delivery *d, struct evhttp_request *req, int status,
+       const char *why)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t n = d->body_bytes < DELIVERY_BODY_EXCERPT ? d->body_bytes : DELIVERY_BODY_EXCERPT;
+	char text[sizeof(d->error) + 1];
+
+	d->status = status;
+	if (n > 0 && (d->body_excerpt = malloc(n)) != NULL)
+		d->body_excerpt_len = (size_t)evbuffer_copyout(in, d->body_excerpt, n);
+	if (status == HTTP_BADMETHOD)
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+	snprintf(text, sizeof(text), "%s\n", why);
+	reply(req, d->request_id, status, text);
+	log_event(LOG_INFO, "push_rejected", "request %s app %s: %d %s", d->request_id,
+		  d->app != NULL ? d->app : "-", status, why);
+	/* The parsed form is no longer needed; the excerpt is what is kept. */
+	form_free(&d->form);
+	d->done = audit_done;
+	d->owner = NULL;
+	store_audit(h->store, d);
+}
+
+static void
+push_done(struct delivery *d, int committed)
+{
+	struct evhttp_request *req = d->owner;
+
+	if (committed)
+		reply(req, d->request_id, HTTP_OK, "success");
+	else
+		reply(req, d->request_id, HTTP_SERVUNAVAIL, "database unavailable, retry later\n");
+	delivery_free(d);
+}
+
+static void
+audit_done(struct delivery *d, int committed)
+{
+	(void)committed;
+	delivery_free(d);
+}
+
+static struct delivery *
+delivery_new(struct http *h, struct evhttp_request *req, const struct app_config *app)
+{
+	struct delivery *d = calloc(1, sizeof(*d));
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	const char *uri = evhttp_request_get_uri(req);
+	char *peer = NULL;
+	ev_uint16_t port = 0;
+
+	if (d == NULL)
+		return NULL;
+	snprintf(d->request_id, sizeof(d->request_id), "%08x-%llu", h->id_prefix, ++h->next_id);
+	d->received_us = now_us();
+	d->app = app != NULL ? app->name : NULL;
+	d->method = method_name(evhttp_request_get_command(req));
+	d->signature_ok = -1;
+	d->body_bytes = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+	copy_printable(d->path, sizeof(d->path), uri != NULL ? uri : "");
+	if (evcon != NULL)
+		evhttp_connection_get_peer(evcon, &peer, &port);
+	copy_printable(d->remote, sizeof(d->remote), peer != NULL ? peer : "");
+	return d;
+}
+
+static void
+delivery_free(struct delivery *d)
+{
+	form_free(&d->form);
+	trade_event_free(&d->event);
+	free(d->body_excerpt);
+	free(d);
+}
+
+/* --- helpers ------------------------------------------------------------ */
+
+static void
+reply(struct evhttp_request *req, const char *request_id, int status, const char *text)
+{
+	struct evbuffer *body = evbuffer_new();
+	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
+
+	if (request_id[0] != '\0')
+		evhttp_add_header(headers, "X-Request-Id", request_id);
+	if (status == HTTP_SERVUNAVAIL)
+		evhttp_add_header(headers, "Retry-After", RETRY_AFTER_S);
+	if (body != NULL)
+		evbuffer_add(body, text, strlen(text));
+	evhttp_send_reply(req, status, NULL, body);
+	if (body != NULL)
+		evbuffer_free(body);
+}
+
+/* "application/x-www-form-urlencoded", any case, parameters allowed. */
+static bool
+is_form(const char *content_type)
+{
+	size_t n = sizeof(FORM_CONTENT_TYPE) - 1;
+
+	if (content_type == NULL)
+		return false;
+	while (*content_type == ' ' || *content_type == '\t')
+		content_type++;
+	if (strncasecmp(content_type, FORM_CONTENT_TYPE, n) != 0)
+		return false;
+	return content_type[n] == '\0' || content_type[n] == ';' || content_type[n] == ' ' ||
+	       content_type[n] == '\t';
+}
+
+static int
+fail(struct delivery *d, int status, const char *why)
+{
+	set_error(d, why);
+	return status;
+}
+
+/* Reasons may quote client bytes (jansson's errors do): keep them ASCII. */
+static void
+set_error(struct delivery *d, const char *text)
+{
+	copy_printable(d->error, sizeof(d->error), text);
+}
+
+static void
+copy_printable(char *dst, size_t cap, const char *src)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < cap && src[i] != '\0'; i++)
+		dst[i] = isprint((unsigned char)src[i]) ? src[i] : '?';
+	dst[i] = '\0';
+}
+
+static const char *
+method_name(enum evhttp_cmd_type cmd)
+{
+	switch (cmd) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_OPTIONS:
+		return "OPTIONS";
+	case EVHTTP_REQ_TRACE:
+		return "TRACE";
+	case EVHTTP_REQ_CONNECT:
+		return "CONNECT";
+	case EVHTTP_REQ_PATCH:
+		return "PATCH";
+	}
+	return "OTHER";
+}
+
+static int64_t
+now_us(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}

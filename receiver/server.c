@@ -1,0 +1,149 @@
+/*
+ * server.c - the worker: one event loop, one context struct (see server.h).
+ *
+ * Everything a worker owns hangs off struct worker; nothing else in the
+ * process is mutable.  Shutdown, on SIGTERM or SIGINT, goes: close the
+ * listening socket, let the store commit what is queued (new pushes are
+ * answered 503), then give the loop a moment to write the last replies
+ * before the connections are closed.  A deadline bounds the whole thing.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "http.h"
+#include "log.h"
+#include "migrate.h"
+#include "server.h"
+#include "store.h"
+
+/* Time for the last replies to leave the socket buffers. */
+#define FLUSH_GRACE_MS 200
+
+struct worker {
+	const struct config *cfg;
+	struct event_base *base;
+	struct store *store;
+	struct http *http;
+	struct event *ev_sigterm;
+	struct event *ev_sigint;
+	struct event *ev_deadline;
+	bool stopping;
+};
+
+static int worker_init(struct worker *w, const struct config *cfg);
+static void worker_free(struct worker *w);
+static void on_signal(evutil_socket_t sig, short what, void *arg);
+static void on_drained(void *arg);
+static void on_deadline(evutil_socket_t fd, short what, void *arg);
+
+int
+server_run(const struct config *cfg)
+{
+	struct worker w;
+	char err[256];
+	int rc = 1;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (worker_init(&w, cfg) < 0)
+		goto out;
+	if (http_listen(w.http, err, sizeof(err)) < 0) {
+		log_event(LOG_ERROR, "listen_failed", "%s", err);
+		goto out;
+	}
+	store_start(w.store);
+	log_event(LOG_INFO, "serving", "listening on %s, %zu app(s), schema version %d",
+		  cfg->server.listen, cfg->n_apps, migrate_latest_version());
+	event_base_dispatch(w.base);
+	log_event(LOG_INFO, "stopped", "shutdown complete");
+	rc = 0;
+out:
+	worker_free(&w);
+	return rc;
+}
+
+static int
+worker_init(struct worker *w, const struct config *cfg)
+{
+	memset(w, 0, sizeof(*w));
+	w->cfg = cfg;
+	w->base = event_base_new();
+	if (w->base == NULL)
+		return -1;
+	w->store = store_new(w->base, &cfg->database, cfg->server.max_pending,
+			     migrate_latest_version());
+	if (w->store == NULL)
+		return -1;
+	w->http = http_new(w->base, cfg, w->store);
+	w->ev_sigterm = evsignal_new(w->base, SIGTERM, on_signal, w);
+	w->ev_sigint = evsignal_new(w->base, SIGINT, on_signal, w);
+	w->ev_deadline = evtimer_new(w->base, on_deadline, w);
+	if (w->http == NULL || w->ev_sigterm == NULL || w->ev_sigint == NULL ||
+	    w->ev_deadline == NULL)
+		return -1;
+	evsignal_add(w->ev_sigterm, NULL);
+	evsignal_add(w->ev_sigint, NULL);
+	return 0;
+}
+
+/*
+ * The store goes first: freeing it answers any push still waiting, which
+ * must happen while the HTTP connections still exist.
+ */
+static void
+worker_free(struct worker *w)
+{
+	if (w->store != NULL)
+		store_free(w->store);
+	if (w->http != NULL)
+		http_free(w->http);
+	if (w->ev_sigterm != NULL)
+		event_free(w->ev_sigterm);
+	if (w->ev_sigint != NULL)
+		event_free(w->ev_sigint);
+	if (w->ev_deadline != NULL)
+		event_free(w->ev_deadline);
+	if (w->base != NULL)
+		event_base_free(w->base);
+	memset(w, 0, sizeof(*w));
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct worker *w = arg;
+	int ms = w->cfg->database.commit_timeout_ms + 1000;
+	struct timeval deadline = {ms / 1000, (ms % 1000) * 1000};
+
+	(void)what;
+	if (w->stopping)
+		return;
+	w->stopping = true;
+	log_event(LOG_INFO, "stopping", "signal %d: finishing the pushes in flight",
+		  (int)sig);
+	http_stop_accepting(w->http);
+	evtimer_add(w->ev_deadline, &deadline);
+	store_drain(w->store, on_drained, w);
+}
+
+static void
+on_drained(void *arg)
+{
+	struct worker *w = arg;
+	struct timeval grace = {0, FLUSH_GRACE_MS * 1000};
+
+	event_base_loopexit(w->base, &grace);
+}
+
+static void
+on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	log_event(LOG_WARN, "stop_deadline", "pushes still waiting at the deadline get 503");
+	event_base_loopbreak(w->base);
+}
