@@ -1,76 +1,43 @@
 /*
- * store.c - non-blocking libpq inside the libevent loop (see store.h).
+ * store.c - group commit of deliveries (see store.h).
  *
- * The connection is a small explicit state machine, in the manner of Kore's
- * pgsql.c:
+ * Deliveries queue up while a batch is in flight and all go in the next
+ * one, up to [database] max_batch: an idle receiver commits a push at once
+ * and a burst shares commits.  A batch is a single statement,
+ * SELECT receiver_ingest($1), whose one parameter is a JSON array of the
+ * batch's deliveries (sql/001_init.sql turns it into rows).  A statement
+ * outside BEGIN is its own transaction, and db.c reports it finished only
+ * after the server's ReadyForQuery, which follows the commit: that is the
+ * moment the batch's pushes may hear 200.
  *
- *   DOWN --timer--> CONNECTING --PQconnectPoll ok--> CHECKING --schema ok--> IDLE
- *   IDLE --work queued--> BUSY --results read--> IDLE
- *   any state --error--> DOWN (every waiting push answered 503, retry later)
- *
- * CHECKING runs one query to learn the schema version: a receiver never
- * writes into a schema older than it was built for.  BUSY means one batch
- * is in flight: a single statement, SELECT receiver_ingest($1), whose only
- * parameter is a JSON array of the batch's deliveries (sql/001_init.sql
- * turns it into rows).  One statement is one implicit transaction; the
- * batch counts as committed only once PQgetResult has returned NULL, that
- * is once the server sent ReadyForQuery, which it does after the commit.
- *
- * The socket is watched with one persistent read event while connected
- * (results, notifications and a server that hangs up all arrive that way)
- * and a one-shot write event while libpq has unsent data (PQflush() == 1).
+ * The connection itself (non-blocking libpq, reconnecting, schema check)
+ * is db.c's.  When it is down the store refuses work at once, so clients
+ * hear 503 instead of waiting.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include <event2/buffer.h>
-#include <event2/event.h>
-#include <libpq-fe.h>
 
+#include "db.h"
 #include "log.h"
 #include "store.h"
 
-#define RETRY_MIN_MS 100
-#define RETRY_MAX_MS 5000
-
 #define INGEST_SQL "SELECT receiver_ingest($1::jsonb)"
-#define SCHEMA_SQL "SELECT coalesce(max(version), 0) FROM schema_migrations"
-
-enum store_state {
-	STORE_DOWN,
-	STORE_CONNECTING,
-	STORE_CHECKING,
-	STORE_IDLE,
-	STORE_BUSY,
-};
 
 TAILQ_HEAD(delivery_list, delivery);
 
 struct store {
-	struct event_base *base;
+	struct db *db;
 	const struct database_config *cfg;
-	PGconn *conn;
-	enum store_state state;
-	const char *why_down; /* static text for /readyz */
-
-	struct event *ev_read;  /* persistent while connected */
-	struct event *ev_write; /* one-shot, while libpq has unsent data */
-	struct event *ev_timer; /* retry, connect timeout or commit timeout */
-	int retry_ms;
 
 	struct delivery_list queue; /* waiting for the next batch */
 	size_t queued;
 	size_t max_pending;
 	struct delivery_list batch; /* in the transaction in flight */
 	size_t batch_len;
-	bool batch_failed;
-	struct evbuffer *json; /* the batch parameter, reused */
-
-	int schema_version; /* needed */
-	int schema_found;
+	struct evbuffer *json;      /* the batch parameter, reused */
 
 	bool draining;
 	void (*drained_cb)(void *);
@@ -80,50 +47,35 @@ struct store {
 };
 
 static bool enqueue(struct store *s, struct delivery *d);
-static void connect_begin(struct store *s);
-static void connect_poll(struct store *s);
-static void connected(struct store *s);
-static void go_down(struct store *s, const char *why);
-static void schedule_retry(struct store *s);
-static void watch_socket(struct store *s, short what, bool persist);
-static void on_socket(evutil_socket_t fd, short what, void *arg);
-static void on_timer(evutil_socket_t fd, short what, void *arg);
-static void flush_output(struct store *s);
-static void read_results(struct store *s);
-static void handle_result(struct store *s, PGresult *res);
-static void query_finished(struct store *s);
+static void on_db_up(void *arg);
+static void on_db_down(void *arg);
 static void kick(struct store *s);
 static void send_batch(struct store *s);
-static void finish_batch(struct store *s, int committed);
+static void batch_done(void *arg, const PGresult *res, const char *error);
 static void fail_list(struct delivery_list *list, size_t *len);
 static void check_drained(struct store *s);
-static void arm_timer(struct store *s, int ms);
+static int batch_bucket(size_t n);
 static void json_delivery(struct evbuffer *out, const struct delivery *d);
 static void json_event(struct evbuffer *out, const struct delivery *d);
 static void json_string(struct evbuffer *out, const char *key, const char *value);
 static void json_hex(struct evbuffer *out, const unsigned char *p, size_t len);
-static int batch_bucket(size_t n);
 
 struct store *
 store_new(struct event_base *base, const struct database_config *cfg, size_t max_pending,
 	  int schema_version)
 {
+	static const struct db_handlers handlers = {on_db_up, on_db_down, NULL};
 	struct store *s = calloc(1, sizeof(*s));
 
 	if (s == NULL)
 		return NULL;
-	s->base = base;
 	s->cfg = cfg;
-	s->state = STORE_DOWN;
-	s->why_down = "database not connected yet";
 	s->max_pending = max_pending;
-	s->schema_version = schema_version;
-	s->retry_ms = RETRY_MIN_MS;
 	TAILQ_INIT(&s->queue);
 	TAILQ_INIT(&s->batch);
 	s->json = evbuffer_new();
-	s->ev_timer = evtimer_new(base, on_timer, s);
-	if (s->json == NULL || s->ev_timer == NULL) {
+	s->db = db_new(base, cfg, schema_version, "ingest", &handlers, s);
+	if (s->json == NULL || s->db == NULL) {
 		store_free(s);
 		return NULL;
 	}
@@ -133,7 +85,7 @@ store_new(struct event_base *base, const struct database_config *cfg, size_t max
 void
 store_start(struct store *s)
 {
-	connect_begin(s);
+	db_start(s->db);
 }
 
 int
@@ -155,32 +107,16 @@ store_audit(struct store *s, struct delivery *d)
 	}
 }
 
-/* Queue D unless the database is away or the queue is full. */
-static bool
-enqueue(struct store *s, struct delivery *d)
-{
-	if (!store_ready(s) || s->queued >= s->max_pending)
-		return false;
-	TAILQ_INSERT_TAIL(&s->queue, d, link);
-	s->queued++;
-	kick(s);
-	return true;
-}
-
 bool
 store_ready(const struct store *s)
 {
-	return !s->draining && (s->state == STORE_IDLE || s->state == STORE_BUSY);
+	return !s->draining && db_up(s->db);
 }
 
 const char *
 store_state_text(const struct store *s)
 {
-	if (s->draining)
-		return "shutting down";
-	if (store_ready(s))
-		return "ready";
-	return s->why_down;
+	return s->draining ? "shutting down" : db_state_text(s->db);
 }
 
 size_t
@@ -201,7 +137,7 @@ store_drain(struct store *s, void (*cb)(void *), void *arg)
 	s->draining = true;
 	s->drained_cb = cb;
 	s->drained_arg = arg;
-	if (s->state != STORE_IDLE && s->state != STORE_BUSY)
+	if (!db_up(s->db))
 		fail_list(&s->queue, &s->queued);
 	check_drained(s);
 }
@@ -211,303 +147,42 @@ store_free(struct store *s)
 {
 	if (s == NULL)
 		return;
+	/* Fails the batch in flight through batch_done(). */
+	db_free(s->db);
+	s->db = NULL;
 	fail_list(&s->batch, &s->batch_len);
 	fail_list(&s->queue, &s->queued);
-	if (s->ev_read != NULL)
-		event_free(s->ev_read);
-	if (s->ev_write != NULL)
-		event_free(s->ev_write);
-	if (s->ev_timer != NULL)
-		event_free(s->ev_timer);
-	if (s->conn != NULL)
-		PQfinish(s->conn);
 	if (s->json != NULL)
 		evbuffer_free(s->json);
 	free(s);
 }
 
-/* --- connection --------------------------------------------------------- */
-
-static void
-connect_begin(struct store *s)
+/* Queue D unless the database is away or the queue is full. */
+static bool
+enqueue(struct store *s, struct delivery *d)
 {
-	s->conn = PQconnectStart(s->cfg->url);
-	if (s->conn == NULL) {
-		go_down(s, "out of memory");
-		return;
-	}
-	if (PQstatus(s->conn) == CONNECTION_BAD) {
-		log_event(LOG_WARN, "db_connect_failed", "%s", PQerrorMessage(s->conn));
-		go_down(s, "database unreachable");
-		return;
-	}
-	s->state = STORE_CONNECTING;
-	s->why_down = "connecting to the database";
-	arm_timer(s, s->cfg->connect_timeout_ms);
-	/* PQconnectStart behaves as if the last poll said "writing". */
-	watch_socket(s, EV_WRITE, false);
+	if (!store_ready(s) || s->queued >= s->max_pending)
+		return false;
+	TAILQ_INSERT_TAIL(&s->queue, d, link);
+	s->queued++;
+	kick(s);
+	return true;
 }
 
 static void
-connect_poll(struct store *s)
+on_db_up(void *arg)
 {
-	switch (PQconnectPoll(s->conn)) {
-	case PGRES_POLLING_READING:
-		watch_socket(s, EV_READ, false);
-		break;
-	case PGRES_POLLING_WRITING:
-		watch_socket(s, EV_WRITE, false);
-		break;
-	case PGRES_POLLING_OK:
-		connected(s);
-		break;
-	case PGRES_POLLING_FAILED:
-	default: {
-		char msg[256];
-
-		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(s->conn));
-		msg[strcspn(msg, "\n")] = '\0';
-		log_event(LOG_WARN, "db_connect_failed", "%s", msg);
-		go_down(s, "database unreachable");
-		break;
-	}
-	}
+	kick(arg);
 }
 
+/* Nothing waits for a database that is away: every queued push hears 503. */
 static void
-connected(struct store *s)
+on_db_down(void *arg)
 {
-	if (PQsetnonblocking(s->conn, 1) != 0) {
-		go_down(s, "cannot make the connection non-blocking");
-		return;
-	}
-	s->stats.connects++;
-	s->state = STORE_CHECKING;
-	s->why_down = "checking the schema version";
-	watch_socket(s, EV_READ, true);
-	if (PQsendQuery(s->conn, SCHEMA_SQL) != 1) {
-		go_down(s, "database connection lost");
-		return;
-	}
-	flush_output(s);
-}
+	struct store *s = arg;
 
-/*
- * Drop the connection.  Everything in flight or waiting is answered 503 at
- * once: the pusher retries later, and nothing waits unboundedly here.
- */
-static void
-go_down(struct store *s, const char *why)
-{
-	bool was_up = s->state == STORE_IDLE || s->state == STORE_BUSY;
-
-	if (s->ev_read != NULL)
-		event_del(s->ev_read);
-	if (s->ev_write != NULL)
-		event_del(s->ev_write);
-	event_del(s->ev_timer);
-	if (s->conn != NULL) {
-		PQfinish(s->conn);
-		s->conn = NULL;
-	}
-	s->state = STORE_DOWN;
-	s->why_down = why;
-	if (was_up)
-		log_event(LOG_ERROR, "db_down", "%s; answering 503 until reconnected", why);
-	if (s->batch_len > 0)
-		s->stats.batches_failed++;
-	fail_list(&s->batch, &s->batch_len);
 	fail_list(&s->queue, &s->queued);
-	if (s->draining)
-		check_drained(s);
-	else
-		schedule_retry(s);
-}
-
-static void
-schedule_retry(struct store *s)
-{
-	/* Full jitter keeps several receivers from reconnecting in lockstep. */
-	int ms = s->retry_ms / 2 + (int)((unsigned)random() % (unsigned)(s->retry_ms / 2 + 1));
-
-	arm_timer(s, ms);
-	s->retry_ms = s->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : s->retry_ms * 2;
-}
-
-static void
-watch_socket(struct store *s, short what, bool persist)
-{
-	evutil_socket_t fd = PQsocket(s->conn);
-
-	if (s->ev_read != NULL) {
-		event_free(s->ev_read);
-		s->ev_read = NULL;
-	}
-	if (s->ev_write != NULL) {
-		event_free(s->ev_write);
-		s->ev_write = NULL;
-	}
-	if (fd < 0) {
-		go_down(s, "database connection has no socket");
-		return;
-	}
-	/* The socket can change while connecting, so events are made afresh. */
-	s->ev_read = event_new(s->base, fd, EV_READ | (persist ? EV_PERSIST : 0), on_socket, s);
-	s->ev_write = event_new(s->base, fd, EV_WRITE, on_socket, s);
-	if (s->ev_read == NULL || s->ev_write == NULL) {
-		go_down(s, "out of memory");
-		return;
-	}
-	if (what & EV_READ)
-		event_add(s->ev_read, NULL);
-	if (what & EV_WRITE)
-		event_add(s->ev_write, NULL);
-}
-
-static void
-on_socket(evutil_socket_t fd, short what, void *arg)
-{
-	struct store *s = arg;
-
-	(void)fd;
-	if (s->state == STORE_CONNECTING) {
-		connect_poll(s);
-		return;
-	}
-	if (what & EV_READ) {
-		if (PQconsumeInput(s->conn) == 0) {
-			char msg[256];
-
-			snprintf(msg, sizeof(msg), "%s", PQerrorMessage(s->conn));
-			msg[strcspn(msg, "\n")] = '\0';
-			log_event(LOG_WARN, "db_connection_lost", "%s", msg);
-			go_down(s, "database connection lost");
-			return;
-		}
-	}
-	flush_output(s);
-	if (s->state == STORE_DOWN)
-		return;
-	read_results(s);
-}
-
-static void
-on_timer(evutil_socket_t fd, short what, void *arg)
-{
-	struct store *s = arg;
-
-	(void)fd;
-	(void)what;
-	switch (s->state) {
-	case STORE_DOWN:
-		connect_begin(s);
-		break;
-	case STORE_CONNECTING:
-	case STORE_CHECKING:
-		log_event(LOG_WARN, "db_connect_timeout", "no connection after %d ms",
-			  s->cfg->connect_timeout_ms);
-		go_down(s, "database connection timed out");
-		break;
-	case STORE_BUSY:
-		/*
-		 * The server may still commit; the pushes are then simply
-		 * delivered again and recorded once (msgId deduplicates).
-		 */
-		log_event(LOG_ERROR, "db_commit_timeout", "batch of %zu not committed after %d ms",
-			  s->batch_len, s->cfg->commit_timeout_ms);
-		go_down(s, "database commit timed out");
-		break;
-	case STORE_IDLE:
-		break;
-	}
-}
-
-static void
-arm_timer(struct store *s, int ms)
-{
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-
-	evtimer_add(s->ev_timer, &tv);
-}
-
-/* --- queries ------------------------------------------------------------ */
-
-static void
-flush_output(struct store *s)
-{
-	int rc = PQflush(s->conn);
-
-	if (rc < 0) {
-		go_down(s, "database connection lost");
-		return;
-	}
-	if (rc == 1 && s->ev_write != NULL)
-		event_add(s->ev_write, NULL);
-}
-
-static void
-read_results(struct store *s)
-{
-	PGnotify *n;
-
-	while ((n = PQnotifies(s->conn)) != NULL)
-		PQfreemem(n);
-	if (s->state != STORE_CHECKING && s->state != STORE_BUSY)
-		return;
-	while (PQisBusy(s->conn) == 0) {
-		PGresult *res = PQgetResult(s->conn);
-
-		if (res == NULL) {
-			query_finished(s);
-			return;
-		}
-		handle_result(s, res);
-		PQclear(res);
-	}
-}
-
-static void
-handle_result(struct store *s, PGresult *res)
-{
-	ExecStatusType st = PQresultStatus(res);
-	char msg[256];
-
-	if (st == PGRES_TUPLES_OK) {
-		if (s->state == STORE_CHECKING && PQntuples(res) == 1)
-			s->schema_found = atoi(PQgetvalue(res, 0, 0));
-		return;
-	}
-	snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
-	msg[strcspn(msg, "\n")] = '\0';
-	if (s->state == STORE_CHECKING) {
-		s->schema_found = -1;
-		log_event(LOG_ERROR, "db_schema_check_failed", "%s", msg);
-	} else {
-		s->batch_failed = true;
-		log_event(LOG_ERROR, "db_batch_failed", "batch of %zu: %s", s->batch_len, msg);
-	}
-}
-
-static void
-query_finished(struct store *s)
-{
-	if (s->state == STORE_CHECKING) {
-		if (s->schema_found < s->schema_version) {
-			log_event(LOG_ERROR, "db_schema_outdated",
-				  "database schema is at version %d, this receiver needs %d: "
-				  "run `receiver migrate`",
-				  s->schema_found < 0 ? 0 : s->schema_found, s->schema_version);
-			go_down(s, "database schema outdated: run receiver migrate");
-			return;
-		}
-		event_del(s->ev_timer);
-		s->state = STORE_IDLE;
-		s->retry_ms = RETRY_MIN_MS;
-		log_event(LOG_INFO, "db_connected", "schema version %d", s->schema_found);
-		kick(s);
-		return;
-	}
-	finish_batch(s, !s->batch_failed);
+	check_drained(s);
 }
 
 /* --- batches ------------------------------------------------------------ */
@@ -515,7 +190,7 @@ query_finished(struct store *s)
 static void
 kick(struct store *s)
 {
-	if (s->state == STORE_IDLE && s->queued > 0)
+	if (s->queued > 0 && s->batch_len == 0 && db_idle(s->db))
 		send_batch(s);
 	else
 		check_drained(s);
@@ -541,38 +216,39 @@ send_batch(struct store *s)
 	}
 	evbuffer_add(s->json, "]", 2); /* with the terminating NUL */
 	param = (const char *)evbuffer_pullup(s->json, -1);
-	s->batch_failed = false;
-	s->state = STORE_BUSY;
-	if (param == NULL || PQsendQueryParams(s->conn, INGEST_SQL, 1, NULL, &param, NULL, NULL,
-					       0) != 1) {
-		go_down(s, "database connection lost");
+	if (param == NULL) {
+		batch_done(s, NULL, "out of memory");
 		return;
 	}
-	arm_timer(s, s->cfg->commit_timeout_ms);
-	flush_output(s);
+	if (db_query(s->db, INGEST_SQL, 1, &param, s->cfg->commit_timeout_ms, batch_done, s) < 0)
+		batch_done(s, NULL, "database busy");
 }
 
 /*
- * The batch's transaction ended.  The next batch is sent before the clients
- * are answered, so the database is never idle while work waits.
+ * The batch's transaction ended, committed or not.  The next batch is sent
+ * before the clients are answered, so the database never idles while work
+ * waits.
  */
 static void
-finish_batch(struct store *s, int committed)
+batch_done(void *arg, const PGresult *res, const char *error)
 {
+	struct store *s = arg;
 	struct delivery_list done = TAILQ_HEAD_INITIALIZER(done);
 	size_t n = s->batch_len;
+	int committed = error == NULL;
 	struct delivery *d;
 
-	event_del(s->ev_timer);
+	(void)res;
 	TAILQ_CONCAT(&done, &s->batch, link);
 	s->batch_len = 0;
 	s->stats.batches++;
 	s->stats.batch_size[batch_bucket(n)]++;
-	if (committed)
+	if (committed) {
 		s->stats.committed += n;
-	else
+	} else {
 		s->stats.batches_failed++;
-	s->state = STORE_IDLE;
+		log_event(LOG_ERROR, "batch_failed", "batch of %zu answered 503: %s", n, error);
+	}
 	kick(s);
 	while ((d = TAILQ_FIRST(&done)) != NULL) {
 		TAILQ_REMOVE(&done, d, link);

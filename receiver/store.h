@@ -29,7 +29,6 @@ struct store_stats {
 	uint64_t committed;         /* deliveries in committed batches */
 	uint64_t refused;           /* submit refused: unavailable or full */
 	uint64_t audits_dropped;    /* rejected-request rows not written */
-	uint64_t connects;
 	uint64_t batch_size[STORE_BATCH_BUCKETS];
 };
 

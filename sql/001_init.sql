@@ -53,6 +53,7 @@ CREATE INDEX trade_event_orders_order_id ON trade_event_orders (order_id);
 
 CREATE TABLE orders (
     order_id      bigint PRIMARY KEY,
+    app           text NOT NULL,          -- whose credentials fetch it
     status        text,
     modify_time   timestamptz,
     record        jsonb,
@@ -63,6 +64,7 @@ CREATE TABLE orders (
 -- requests: a fetch that started before a newer request does not retire it.
 CREATE TABLE reconcile_jobs (
     order_id     bigint PRIMARY KEY,
+    app          text NOT NULL,           -- whose credentials fetch it
     state        text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'dead')),
     attempts     integer NOT NULL DEFAULT 0,
     last_error   text,
@@ -123,8 +125,10 @@ BEGIN
 
         -- One job per order, however many messages named it; a job that
         -- already waits counts one more request; a dead one comes back.
-        INSERT INTO reconcile_jobs AS j (order_id)
-        SELECT DISTINCT order_id FROM trade_event_orders WHERE msg_id = ANY (new_ids)
+        INSERT INTO reconcile_jobs AS j (order_id, app)
+        SELECT DISTINCT ON (o.order_id) o.order_id, t.app
+        FROM trade_event_orders AS o JOIN trade_events AS t USING (msg_id)
+        WHERE o.msg_id = ANY (new_ids)
         ON CONFLICT (order_id) DO UPDATE
             SET generation = j.generation + 1,
                 requested_at = now(),

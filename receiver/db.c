@@ -1,0 +1,480 @@
+/*
+ * db.c - one non-blocking PostgreSQL connection in the event loop (db.h).
+ *
+ * The connection is a small explicit state machine, in the manner of Kore's
+ * pgsql.c:
+ *
+ *   DOWN --timer--> CONNECTING --PQconnectPoll ok--> SETUP --schema ok--> IDLE
+ *   IDLE --db_query--> BUSY --PQgetResult == NULL--> IDLE
+ *   any state --error--> DOWN (the query in flight fails, retry later)
+ *
+ * SETUP runs one internal query: the schema version check, followed by the
+ * LISTEN commands, so a receiver never writes into a schema older than it
+ * was built for and never misses a notification after a reconnect.
+ *
+ * The socket is watched with one persistent read event once connected
+ * (results, notifications and a server that hangs up all arrive that way)
+ * and a one-shot write event while libpq has unsent data (PQflush() == 1).
+ * While connecting the socket can change between polls, so both events are
+ * made afresh each time.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+
+#define RETRY_MIN_MS   100
+#define RETRY_MAX_MS   5000
+#define MAX_CHANNELS   4
+#define CHANNEL_MAX    64
+#define SCHEMA_QUERY   "SELECT coalesce(max(version), 0) FROM schema_migrations"
+
+enum db_state {
+	DB_DOWN,
+	DB_CONNECTING,
+	DB_SETUP,
+	DB_IDLE,
+	DB_BUSY,
+};
+
+struct db {
+	struct event_base *base;
+	const struct database_config *cfg;
+	const char *name;
+	struct db_handlers handlers;
+	void *arg;
+
+	PGconn *conn;
+	enum db_state state;
+	const char *why_down; /* static text */
+	struct event *ev_read;
+	struct event *ev_write;
+	struct event *ev_timer; /* retry, connect timeout or query timeout */
+	int retry_ms;
+
+	int schema_version; /* needed */
+	int schema_found;
+	char channels[MAX_CHANNELS][CHANNEL_MAX];
+	int n_channels;
+
+	/* The query in flight. */
+	db_result_fn fn;
+	void *fn_arg;
+	PGresult *last;
+	char error[256];
+};
+
+static void connect_begin(struct db *db);
+static void connect_poll(struct db *db);
+static void setup(struct db *db);
+static void setup_finished(struct db *db);
+static void go_down(struct db *db, const char *why, const char *detail);
+static void schedule_retry(struct db *db);
+static void watch_socket(struct db *db, short what, bool persist);
+static void on_socket(evutil_socket_t fd, short what, void *arg);
+static void on_timer(evutil_socket_t fd, short what, void *arg);
+static void arm_timer(struct db *db, int ms);
+static int flush_output(struct db *db);
+static void read_results(struct db *db);
+static void query_finished(struct db *db);
+static void fail_query(struct db *db, const char *why);
+static void first_line(char *dst, size_t cap, const char *src);
+
+struct db *
+db_new(struct event_base *base, const struct database_config *cfg, int schema_version,
+       const char *name, const struct db_handlers *handlers, void *arg)
+{
+	struct db *db = calloc(1, sizeof(*db));
+
+	if (db == NULL)
+		return NULL;
+	db->base = base;
+	db->cfg = cfg;
+	db->name = name;
+	if (handlers != NULL)
+		db->handlers = *handlers;
+	db->arg = arg;
+	db->state = DB_DOWN;
+	db->why_down = "database not connected yet";
+	db->schema_version = schema_version;
+	db->retry_ms = RETRY_MIN_MS;
+	db->ev_timer = evtimer_new(base, on_timer, db);
+	if (db->ev_timer == NULL) {
+		free(db);
+		return NULL;
+	}
+	return db;
+}
+
+void
+db_start(struct db *db)
+{
+	connect_begin(db);
+}
+
+void
+db_listen(struct db *db, const char *channel)
+{
+	if (db->n_channels == MAX_CHANNELS || strlen(channel) >= CHANNEL_MAX)
+		return;
+	snprintf(db->channels[db->n_channels++], CHANNEL_MAX, "%s", channel);
+	/* A connection already up learns it at the next reconnect at the latest. */
+	if (db->state == DB_IDLE)
+		setup(db);
+}
+
+bool
+db_up(const struct db *db)
+{
+	return db->state == DB_IDLE || db->state == DB_BUSY;
+}
+
+bool
+db_idle(const struct db *db)
+{
+	return db->state == DB_IDLE;
+}
+
+const char *
+db_state_text(const struct db *db)
+{
+	return db_up(db) ? "ready" : db->why_down;
+}
+
+int
+db_query(struct db *db, const char *sql, int nparams, const char *const *params, int timeout_ms,
+	 db_result_fn fn, void *arg)
+{
+	if (db->state != DB_IDLE)
+		return -1;
+	db->fn = fn;
+	db->fn_arg = arg;
+	db->error[0] = '\0';
+	db->state = DB_BUSY;
+	if (PQsendQueryParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0) != 1) {
+		go_down(db, "database connection lost", PQerrorMessage(db->conn));
+		return 0;
+	}
+	arm_timer(db, timeout_ms);
+	flush_output(db);
+	return 0;
+}
+
+void
+db_free(struct db *db)
+{
+	if (db == NULL)
+		return;
+	fail_query(db, "shutting down");
+	if (db->ev_read != NULL)
+		event_free(db->ev_read);
+	if (db->ev_write != NULL)
+		event_free(db->ev_write);
+	event_free(db->ev_timer);
+	if (db->conn != NULL)
+		PQfinish(db->conn);
+	free(db);
+}
+
+/* --- connecting --------------------------------------------------------- */
+
+static void
+connect_begin(struct db *db)
+{
+	db->conn = PQconnectStart(db->cfg->url);
+	if (db->conn == NULL || PQstatus(db->conn) == CONNECTION_BAD) {
+		go_down(db, "database unreachable",
+			db->conn != NULL ? PQerrorMessage(db->conn) : "out of memory");
+		return;
+	}
+	db->state = DB_CONNECTING;
+	db->why_down = "connecting to the database";
+	arm_timer(db, db->cfg->connect_timeout_ms);
+	/* PQconnectStart behaves as if the last poll said "writing". */
+	watch_socket(db, EV_WRITE, false);
+}
+
+static void
+connect_poll(struct db *db)
+{
+	switch (PQconnectPoll(db->conn)) {
+	case PGRES_POLLING_READING:
+		watch_socket(db, EV_READ, false);
+		break;
+	case PGRES_POLLING_WRITING:
+		watch_socket(db, EV_WRITE, false);
+		break;
+	case PGRES_POLLING_OK:
+		if (PQsetnonblocking(db->conn, 1) != 0) {
+			go_down(db, "database unreachable", "cannot set non-blocking mode");
+			break;
+		}
+		watch_socket(db, EV_READ, true);
+		if (db->state != DB_DOWN)
+			setup(db);
+		break;
+	case PGRES_POLLING_FAILED:
+	default:
+		go_down(db, "database unreachable", PQerrorMessage(db->conn));
+		break;
+	}
+}
+
+/* Check the schema version and (re)issue the LISTENs, in one round trip. */
+static void
+setup(struct db *db)
+{
+	char sql[64 + MAX_CHANNELS * (CHANNEL_MAX + 12)];
+	size_t n = (size_t)snprintf(sql, sizeof(sql), "%s;", SCHEMA_QUERY);
+
+	for (int i = 0; i < db->n_channels; i++)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n, "LISTEN \"%s\";", db->channels[i]);
+	db->state = DB_SETUP;
+	db->why_down = "checking the schema version";
+	db->schema_found = -1;
+	db->error[0] = '\0';
+	if (PQsendQuery(db->conn, sql) != 1) {
+		go_down(db, "database connection lost", PQerrorMessage(db->conn));
+		return;
+	}
+	flush_output(db);
+}
+
+static void
+setup_finished(struct db *db)
+{
+	if (db->error[0] != '\0' || db->schema_found < db->schema_version) {
+		log_event(LOG_ERROR, "db_schema_outdated",
+			  "%s: database schema is at version %d, this receiver needs %d: run "
+			  "`receiver migrate`%s%s",
+			  db->name, db->schema_found < 0 ? 0 : db->schema_found, db->schema_version,
+			  db->error[0] != '\0' ? "; " : "", db->error);
+		go_down(db, "database schema outdated: run receiver migrate", NULL);
+		return;
+	}
+	event_del(db->ev_timer);
+	db->state = DB_IDLE;
+	db->retry_ms = RETRY_MIN_MS;
+	log_event(LOG_INFO, "db_connected", "%s: connected, schema version %d", db->name,
+		  db->schema_found);
+	if (db->handlers.up != NULL)
+		db->handlers.up(db->arg);
+}
+
+/*
+ * Drop the connection.  The query in flight fails at once; its owner
+ * decides what that means (the store answers 503: nothing waits unbounded).
+ */
+static void
+go_down(struct db *db, const char *why, const char *detail)
+{
+	bool was_up = db_up(db);
+	char line[256];
+
+	first_line(line, sizeof(line), detail != NULL ? detail : "");
+	if (was_up || db->state == DB_SETUP)
+		log_event(LOG_ERROR, "db_down", "%s: %s%s%s", db->name, why,
+			  line[0] != '\0' ? ": " : "", line);
+	else if (line[0] != '\0')
+		log_event(LOG_WARN, "db_connect_failed", "%s: %s", db->name, line);
+	if (db->ev_read != NULL)
+		event_del(db->ev_read);
+	if (db->ev_write != NULL)
+		event_del(db->ev_write);
+	event_del(db->ev_timer);
+	if (db->conn != NULL) {
+		PQfinish(db->conn);
+		db->conn = NULL;
+	}
+	db->state = DB_DOWN;
+	db->why_down = why;
+	schedule_retry(db);
+	fail_query(db, why);
+	if (db->handlers.down != NULL)
+		db->handlers.down(db->arg);
+}
+
+static void
+schedule_retry(struct db *db)
+{
+	/* Jitter keeps several receivers from reconnecting in lockstep. */
+	int ms = db->retry_ms / 2 + (int)((unsigned)random() % (unsigned)(db->retry_ms / 2 + 1));
+
+	arm_timer(db, ms);
+	db->retry_ms = db->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : db->retry_ms * 2;
+}
+
+static void
+watch_socket(struct db *db, short what, bool persist)
+{
+	evutil_socket_t fd = PQsocket(db->conn);
+
+	if (db->ev_read != NULL)
+		event_free(db->ev_read);
+	if (db->ev_write != NULL)
+		event_free(db->ev_write);
+	db->ev_read = db->ev_write = NULL;
+	if (fd < 0) {
+		go_down(db, "database unreachable", "no socket");
+		return;
+	}
+	db->ev_read = event_new(db->base, fd, EV_READ | (persist ? EV_PERSIST : 0), on_socket, db);
+	db->ev_write = event_new(db->base, fd, EV_WRITE, on_socket, db);
+	if (db->ev_read == NULL || db->ev_write == NULL) {
+		go_down(db, "out of memory", NULL);
+		return;
+	}
+	if (what & EV_READ)
+		event_add(db->ev_read, NULL);
+	if (what & EV_WRITE)
+		event_add(db->ev_write, NULL);
+}
+
+/* --- events --------------------------------------------------------------- */
+
+static void
+on_socket(evutil_socket_t fd, short what, void *arg)
+{
+	struct db *db = arg;
+
+	(void)fd;
+	if (db->state == DB_CONNECTING) {
+		connect_poll(db);
+		return;
+	}
+	if ((what & EV_READ) && PQconsumeInput(db->conn) == 0) {
+		go_down(db, "database connection lost", PQerrorMessage(db->conn));
+		return;
+	}
+	if (flush_output(db) < 0)
+		return;
+	read_results(db);
+}
+
+static void
+on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct db *db = arg;
+
+	(void)fd;
+	(void)what;
+	switch (db->state) {
+	case DB_DOWN:
+		connect_begin(db);
+		break;
+	case DB_CONNECTING:
+	case DB_SETUP:
+		go_down(db, "database connection timed out", NULL);
+		break;
+	case DB_BUSY:
+		/*
+		 * The server may still commit.  Whoever waits hears "timed
+		 * out"; a push is then simply delivered again and recorded
+		 * once, since msgId deduplicates.
+		 */
+		go_down(db, "timed out", NULL);
+		break;
+	case DB_IDLE:
+		break;
+	}
+}
+
+static void
+arm_timer(struct db *db, int ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	evtimer_add(db->ev_timer, &tv);
+}
+
+/* --- results ------------------------------------------------------------ */
+
+static int
+flush_output(struct db *db)
+{
+	int rc = PQflush(db->conn);
+
+	if (rc < 0) {
+		go_down(db, "database connection lost", PQerrorMessage(db->conn));
+		return -1;
+	}
+	if (rc == 1)
+		event_add(db->ev_write, NULL);
+	return 0;
+}
+
+static void
+read_results(struct db *db)
+{
+	PGnotify *n;
+
+	while (db->conn != NULL && (n = PQnotifies(db->conn)) != NULL) {
+		if (db->handlers.notify != NULL)
+			db->handlers.notify(db->arg, n->relname, n->extra);
+		PQfreemem(n);
+	}
+	if (db->state != DB_SETUP && db->state != DB_BUSY)
+		return;
+	while (PQisBusy(db->conn) == 0) {
+		PGresult *res = PQgetResult(db->conn);
+		ExecStatusType st;
+
+		if (res == NULL) {
+			query_finished(db);
+			return;
+		}
+		st = PQresultStatus(res);
+		if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+			if (db->error[0] == '\0')
+				first_line(db->error, sizeof(db->error), PQresultErrorMessage(res));
+		} else if (db->state == DB_SETUP && st == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+			db->schema_found = atoi(PQgetvalue(res, 0, 0));
+		}
+		PQclear(db->last);
+		db->last = res;
+	}
+}
+
+static void
+query_finished(struct db *db)
+{
+	db_result_fn fn = db->fn;
+	PGresult *res = db->last;
+
+	db->last = NULL;
+	if (db->state == DB_SETUP) {
+		PQclear(res);
+		setup_finished(db);
+		return;
+	}
+	event_del(db->ev_timer);
+	db->state = DB_IDLE;
+	db->fn = NULL;
+	if (db->error[0] != '\0')
+		fn(db->fn_arg, NULL, db->error);
+	else
+		fn(db->fn_arg, res, NULL);
+	PQclear(res);
+}
+
+static void
+fail_query(struct db *db, const char *why)
+{
+	db_result_fn fn = db->fn;
+
+	PQclear(db->last);
+	db->last = NULL;
+	if (fn == NULL)
+		return;
+	db->fn = NULL;
+	fn(db->fn_arg, NULL, why);
+}
+
+static void
+first_line(char *dst, size_t cap, const char *src)
+{
+	snprintf(dst, cap, "%s", src);
+	dst[strcspn(dst, "\n")] = '\0';
+}

@@ -1,0 +1,71 @@
+/*
+ * db.h - one PostgreSQL connection driven by the event loop.
+ *
+ * libpq in non-blocking mode with its socket in the libevent loop: the
+ * connection is made with PQconnectStart/PQconnectPoll, checked for the
+ * schema version the code needs, and remade with backoff whenever it is
+ * lost.  One query runs at a time; its callback gets the final result once
+ * the server has finished the query (ReadyForQuery), which for a statement
+ * outside BEGIN means: after its transaction committed.  LISTEN channels
+ * are re-issued on every new connection and notifications delivered as
+ * they arrive.  The event loop never waits on the database.
+ */
+#ifndef RECEIVER_DB_H
+#define RECEIVER_DB_H
+
+#include <stdbool.h>
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+#include "config.h"
+
+struct db;
+
+struct db_handlers {
+	/* The connection is usable: connected and the schema is current. */
+	void (*up)(void *arg);
+	/* The connection was lost or could not be made; a retry is scheduled. */
+	void (*down)(void *arg);
+	/* A NOTIFY on a channel passed to db_listen(). */
+	void (*notify)(void *arg, const char *channel, const char *payload);
+};
+
+/*
+ * Called once per query.  RES is the query's last result and ERROR is NULL
+ * when it succeeded; otherwise RES is NULL and ERROR says why (the text of
+ * the server's error, or "connection lost").  RES is cleared afterwards.
+ */
+typedef void (*db_result_fn)(void *arg, const PGresult *res, const char *error);
+
+/* NAME labels log lines ("ingest", "reconcile"); HANDLERS may be NULL. */
+struct db *db_new(struct event_base *base, const struct database_config *cfg,
+		  int schema_version, const char *name, const struct db_handlers *handlers,
+		  void *arg);
+
+/* Start connecting; reconnects on its own from now on. */
+void db_start(struct db *db);
+
+/* LISTEN on CHANNEL now (if up) and after every reconnect.  At most 4. */
+void db_listen(struct db *db, const char *channel);
+
+/* Up and no query in flight: db_query() would be accepted. */
+bool db_idle(const struct db *db);
+bool db_up(const struct db *db);
+
+/* Why not up, for /readyz: a short static text. */
+const char *db_state_text(const struct db *db);
+
+/*
+ * Send SQL with NPARAMS text parameters.  Returns 0 when sent (FN will be
+ * called exactly once, possibly with an error), -1 when not idle.
+ * TIMEOUT_MS bounds the whole query: past it the connection is reset and FN
+ * gets "timed out".
+ */
+int db_query(struct db *db, const char *sql, int nparams, const char *const *params,
+	     int timeout_ms, db_result_fn fn, void *arg);
+
+/* Close and free; a query in flight gets "shutting down". */
+void db_free(struct db *db);
+
+#endif
