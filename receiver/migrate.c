@@ -43,7 +43,7 @@ migrate_run(const char *conninfo, FILE *out, char *err, size_t errlen)
 	}
 	if (exec_ok(conn, "SET client_min_messages = warning", err, errlen) < 0 ||
 	    /* key 0x72637672 is "rcvr"; the lock is released by PQfinish */
-	    exec_ok(conn, "SELECT pg_advisory_lock(1919121010)", err, errlen) < 0)
+	    exec_ok(conn, "SELECT pg_advisory_lock(1919121010, 0)", err, errlen) < 0)
 		goto out;
 	if (exec_ok(conn,
 		    "CREATE TABLE IF NOT EXISTS schema_migrations ("
