@@ -1,17 +1,22 @@
 /*
  * main.c - the command line.
  *
- *   receiver [serve] [-c FILE]     serve pushes (the default command)
- *   receiver migrate [-c FILE]     bring the database schema up to date
+ *   receiver [serve] [-c FILE]                      serve pushes (the default)
+ *   receiver migrate [-c FILE]                      bring the schema up to date
+ *   receiver reconcile [-c FILE] [--app NAME] ORDER_ID...
+ *   receiver sweep [-c FILE] --since DATE [--until DATE] [--app NAME]
+ *   receiver jobs [-c FILE] [--retry-dead]
  *   receiver version
  *
  * Exit status: 0 on success, 1 on a runtime failure, 2 on bad usage or a
  * bad configuration, always with a one-line reason on stderr.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "config.h"
 #include "log.h"
 #include "migrate.h"
@@ -25,57 +30,119 @@
 #endif
 
 static void usage(FILE *out);
+static int parse_args(int argc, char **argv, int first, const char **file,
+		      struct cli_args *args);
 static int load(const char *file, struct config *cfg);
-static int cmd_serve(const char *file);
-static int cmd_migrate(const char *file);
+static int cmd_migrate(const struct config *cfg);
 
 int
 main(int argc, char **argv)
 {
 	const char *command = "serve", *file = DEFAULT_CONFIG;
-	int i = 1;
+	struct cli_args args = {0};
+	struct config cfg;
+	int first = 1, rc;
 
 	if (argc > 1 && argv[1][0] != '-') {
 		command = argv[1];
-		i = 2;
-	}
-	for (; i < argc; i++) {
-		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
-		    i + 1 < argc) {
-			file = argv[++i];
-		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			usage(stdout);
-			return 0;
-		} else {
-			fprintf(stderr, "receiver: unexpected argument '%s' (try --help)\n",
-				argv[i]);
-			return EXIT_USAGE;
-		}
-	}
-	if (strcmp(command, "serve") == 0)
-		return cmd_serve(file);
-	if (strcmp(command, "migrate") == 0)
-		return cmd_migrate(file);
-	if (strcmp(command, "version") == 0) {
-		printf("receiver %s (schema version %d)\n", RECEIVER_VERSION,
-		       migrate_latest_version());
-		return 0;
+		first = 2;
 	}
 	if (strcmp(command, "help") == 0) {
 		usage(stdout);
 		return 0;
 	}
-	fprintf(stderr, "receiver: unknown command '%s' (try --help)\n", command);
-	return EXIT_USAGE;
+	if (strcmp(command, "version") == 0) {
+		printf("receiver %s (schema version %d)\n", RECEIVER_VERSION,
+		       migrate_latest_version());
+		return 0;
+	}
+	if (strcmp(command, "serve") != 0 && strcmp(command, "migrate") != 0 &&
+	    strcmp(command, "reconcile") != 0 && strcmp(command, "sweep") != 0 &&
+	    strcmp(command, "jobs") != 0) {
+		fprintf(stderr, "receiver: unknown command '%s' (try --help)\n", command);
+		return EXIT_USAGE;
+	}
+	rc = parse_args(argc, argv, first, &file, &args);
+	if (rc >= 0) {
+		free(args.rest);
+		return rc;
+	}
+	if ((args.n_rest > 0 && strcmp(command, "reconcile") != 0) ||
+	    (args.retry_dead && strcmp(command, "jobs") != 0) ||
+	    ((args.since != NULL || args.until != NULL) && strcmp(command, "sweep") != 0) ||
+	    (args.app != NULL && strcmp(command, "reconcile") != 0 &&
+	     strcmp(command, "sweep") != 0)) {
+		fprintf(stderr, "receiver: %s: unexpected argument (try --help)\n", command);
+		free(args.rest);
+		return EXIT_USAGE;
+	}
+	if (load(file, &cfg) < 0) {
+		free(args.rest);
+		return EXIT_USAGE;
+	}
+	if (strcmp(command, "serve") == 0)
+		rc = server_run(&cfg);
+	else if (strcmp(command, "migrate") == 0)
+		rc = cmd_migrate(&cfg);
+	else if (strcmp(command, "reconcile") == 0)
+		rc = cli_reconcile(&cfg, &args);
+	else if (strcmp(command, "sweep") == 0)
+		rc = cli_sweep(&cfg, &args);
+	else
+		rc = cli_jobs(&cfg, &args);
+	config_free(&cfg);
+	free(args.rest);
+	return rc;
 }
 
 static void
 usage(FILE *out)
 {
-	fprintf(out, "usage: receiver [serve] [-c FILE]   serve pushes (default command)\n"
-		     "       receiver migrate [-c FILE]   apply the database migrations\n"
-		     "       receiver version\n"
-		     "FILE defaults to " DEFAULT_CONFIG "; $DATABASE_URL overrides [database] url.\n");
+	fprintf(out,
+		"usage: receiver [serve] [-c FILE]              serve pushes (default command)\n"
+		"       receiver migrate [-c FILE]              apply the database migrations\n"
+		"       receiver reconcile [-c FILE] [--app NAME] ORDER_ID...\n"
+		"                                               fetch orders now, print their status\n"
+		"       receiver sweep [-c FILE] --since DATE [--until DATE] [--app NAME]\n"
+		"                                               backfill orders created in a window\n"
+		"       receiver jobs [-c FILE] [--retry-dead]  reconcile jobs: counts, errors\n"
+		"       receiver version\n"
+		"FILE defaults to " DEFAULT_CONFIG "; $DATABASE_URL overrides [database] url.\n"
+		"DATE is YYYY-MM-DD[THH:MM[:SS]] in Shanghai time (+08:00).\n");
+}
+
+/* Returns -1 to go on, or an exit status to stop with. */
+static int
+parse_args(int argc, char **argv, int first, const char **file, struct cli_args *args)
+{
+	args->rest = calloc((size_t)argc, sizeof(*args->rest));
+	if (args->rest == NULL)
+		return 1;
+	for (int i = first; i < argc; i++) {
+		const char *a = argv[i];
+		bool has_value = i + 1 < argc;
+
+		if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && has_value) {
+			*file = argv[++i];
+		} else if (strcmp(a, "--app") == 0 && has_value) {
+			args->app = argv[++i];
+		} else if (strcmp(a, "--since") == 0 && has_value) {
+			args->since = argv[++i];
+		} else if (strcmp(a, "--until") == 0 && has_value) {
+			args->until = argv[++i];
+		} else if (strcmp(a, "--retry-dead") == 0) {
+			args->retry_dead = 1;
+		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (a[0] != '-') {
+			args->rest[args->n_rest++] = argv[i];
+		} else {
+			fprintf(stderr, "receiver: unexpected argument '%s' (try --help)\n", a);
+			return EXIT_USAGE;
+		}
+	}
+	return -1;
 }
 
 static int
@@ -94,31 +161,13 @@ load(const char *file, struct config *cfg)
 }
 
 static int
-cmd_serve(const char *file)
+cmd_migrate(const struct config *cfg)
 {
-	struct config cfg;
-	int rc;
-
-	if (load(file, &cfg) < 0)
-		return EXIT_USAGE;
-	rc = server_run(&cfg);
-	config_free(&cfg);
-	return rc;
-}
-
-static int
-cmd_migrate(const char *file)
-{
-	struct config cfg;
 	char err[512];
-	int rc = 0;
 
-	if (load(file, &cfg) < 0)
-		return EXIT_USAGE;
-	if (migrate_run(cfg.database.url, stdout, err, sizeof(err)) < 0) {
+	if (migrate_run(cfg->database.url, stdout, err, sizeof(err)) < 0) {
 		fprintf(stderr, "receiver: migrate: %s\n", err);
-		rc = 1;
+		return 1;
 	}
-	config_free(&cfg);
-	return rc;
+	return 0;
 }

@@ -16,6 +16,7 @@
 #include "http.h"
 #include "log.h"
 #include "migrate.h"
+#include "reconcile.h"
 #include "server.h"
 #include "store.h"
 
@@ -27,6 +28,7 @@ struct worker {
 	struct event_base *base;
 	struct store *store;
 	struct http *http;
+	struct reconciler *reconciler; /* NULL when [reconcile] enabled = false */
 	struct event *ev_sigterm;
 	struct event *ev_sigint;
 	struct event *ev_deadline;
@@ -54,6 +56,8 @@ server_run(const struct config *cfg)
 		goto out;
 	}
 	store_start(w.store);
+	if (w.reconciler != NULL)
+		reconciler_start(w.reconciler);
 	log_event(LOG_INFO, "serving", "listening on %s, %zu app(s), schema version %d",
 		  cfg->server.listen, cfg->n_apps, migrate_latest_version());
 	event_base_dispatch(w.base);
@@ -77,6 +81,16 @@ worker_init(struct worker *w, const struct config *cfg)
 	if (w->store == NULL)
 		return -1;
 	w->http = http_new(w->base, cfg, w->store);
+	if (cfg->reconcile.enabled) {
+		char err[256];
+
+		w->reconciler = reconciler_new(w->base, cfg, migrate_latest_version(), err,
+					       sizeof(err));
+		if (w->reconciler == NULL) {
+			log_event(LOG_ERROR, "reconcile_failed", "%s", err);
+			return -1;
+		}
+	}
 	w->ev_sigterm = evsignal_new(w->base, SIGTERM, on_signal, w);
 	w->ev_sigint = evsignal_new(w->base, SIGINT, on_signal, w);
 	w->ev_deadline = evtimer_new(w->base, on_deadline, w);
@@ -95,6 +109,8 @@ worker_init(struct worker *w, const struct config *cfg)
 static void
 worker_free(struct worker *w)
 {
+	if (w->reconciler != NULL)
+		reconciler_free(w->reconciler);
 	if (w->store != NULL)
 		store_free(w->store);
 	if (w->http != NULL)

@@ -224,3 +224,18 @@ BEGIN
     END LOOP;
 END
 $fn$;
+
+-- A job's fetch came back: apply the answer's record and retire the job, in
+-- one transaction.  A record that cannot be applied (wrong order, no
+-- baseInfo) raises, and the job counts as failed.
+CREATE FUNCTION receiver_finish_job(p_order_id bigint, p_app text, p_generation bigint,
+                                    p_answer jsonb,
+                                    OUT outcome text, OUT old_status text,
+                                    OUT new_status text)
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    SELECT a.outcome, a.old_status, a.new_status INTO outcome, old_status, new_status
+    FROM receiver_apply_order(p_order_id, p_app, p_answer->'data', 'buyerView') AS a;
+    PERFORM receiver_job_done(p_order_id, p_generation);
+END
+$fn$;

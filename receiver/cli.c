@@ -1,0 +1,259 @@
+/*
+ * cli.c - command-line tools (see cli.h).
+ *
+ * `reconcile` and `sweep` run the daemon's own reconciler (reconcile.c) in
+ * a private event loop until their work is done, so a one-off fetch
+ * applies a record exactly as the daemon would.  `jobs` is a few blocking
+ * queries: this is command-line code, not the serving path.
+ *
+ * Exit status: 0 when everything asked for succeeded, 1 when some of it
+ * failed, 2 on bad usage.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+#include "cli.h"
+#include "migrate.h"
+#include "reconcile.h"
+
+#define EXIT_USAGE	  2
+#define SHANGHAI_OFFSET_S (8 * 3600)
+
+struct run {
+	struct event_base *base;
+	int pending;
+	int failed;
+};
+
+static const struct app_config *pick_app(const struct config *cfg, const char *name);
+static int parse_order_id(const char *text, int64_t *id);
+static int parse_date(const char *text, time_t *t);
+static void one_done(void *arg, bool ok, const char *text);
+static int print_query(PGconn *conn, const char *title, const char *sql);
+
+int
+cli_reconcile(const struct config *cfg, const struct cli_args *args)
+{
+	const struct app_config *app = pick_app(cfg, args->app);
+	struct run run = {0};
+	struct reconciler *r;
+	char err[256];
+	int64_t id;
+
+	if (app == NULL)
+		return EXIT_USAGE;
+	if (args->n_rest == 0) {
+		fprintf(stderr, "receiver: reconcile: name at least one ORDER_ID\n");
+		return EXIT_USAGE;
+	}
+	for (int i = 0; i < args->n_rest; i++) {
+		if (parse_order_id(args->rest[i], &id) < 0) {
+			fprintf(stderr, "receiver: reconcile: '%s' is not an order id\n",
+				args->rest[i]);
+			return EXIT_USAGE;
+		}
+	}
+	run.base = event_base_new();
+	r = run.base != NULL ? reconciler_new(run.base, cfg, migrate_latest_version(), err,
+					       sizeof(err))
+			     : NULL;
+	if (r == NULL) {
+		fprintf(stderr, "receiver: reconcile: %s\n", run.base != NULL ? err : "no memory");
+		if (run.base != NULL)
+			event_base_free(run.base);
+		return 1;
+	}
+	run.pending = args->n_rest;
+	for (int i = 0; i < args->n_rest; i++) {
+		parse_order_id(args->rest[i], &id);
+		reconciler_fetch(r, app, id, one_done, &run);
+	}
+	if (run.pending > 0)
+		event_base_dispatch(run.base);
+	reconciler_free(r);
+	event_base_free(run.base);
+	return run.failed > 0 ? 1 : 0;
+}
+
+int
+cli_sweep(const struct config *cfg, const struct cli_args *args)
+{
+	const struct app_config *app = pick_app(cfg, args->app);
+	struct run run = {0};
+	struct reconciler *r;
+	time_t since, until = time(NULL);
+	char err[256];
+
+	if (app == NULL)
+		return EXIT_USAGE;
+	if (args->since == NULL || parse_date(args->since, &since) < 0 ||
+	    (args->until != NULL && parse_date(args->until, &until) < 0) || since > until) {
+		fprintf(stderr, "receiver: sweep: give --since DATE [--until DATE], dates as "
+				"YYYY-MM-DD[THH:MM[:SS]] in Shanghai time, since <= until\n");
+		return EXIT_USAGE;
+	}
+	run.base = event_base_new();
+	r = run.base != NULL ? reconciler_new(run.base, cfg, migrate_latest_version(), err,
+					       sizeof(err))
+			     : NULL;
+	if (r == NULL) {
+		fprintf(stderr, "receiver: sweep: %s\n", run.base != NULL ? err : "no memory");
+		if (run.base != NULL)
+			event_base_free(run.base);
+		return 1;
+	}
+	run.pending = 1;
+	reconciler_sweep(r, app, since, until, one_done, &run);
+	if (run.pending > 0)
+		event_base_dispatch(run.base);
+	reconciler_free(r);
+	event_base_free(run.base);
+	return run.failed > 0 ? 1 : 0;
+}
+
+int
+cli_jobs(const struct config *cfg, const struct cli_args *args)
+{
+	PGconn *conn = PQconnectdb(cfg->database.url);
+	int rc = 0;
+
+	if (PQstatus(conn) != CONNECTION_OK) {
+		fprintf(stderr, "receiver: jobs: cannot connect to the database: %s",
+			PQerrorMessage(conn));
+		PQfinish(conn);
+		return 1;
+	}
+	if (args->retry_dead) {
+		PGresult *res = PQexec(conn, "WITH r AS (UPDATE reconcile_jobs SET state = "
+					     "'pending', attempts = 0, due_at = now() "
+					     "WHERE state = 'dead' RETURNING 1) "
+					     "SELECT count(*) FROM r");
+
+		if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+			printf("%s dead job(s) put back to pending\n", PQgetvalue(res, 0, 0));
+			PQclear(PQexec(conn, "NOTIFY reconcile_jobs"));
+		} else {
+			fprintf(stderr, "receiver: jobs: %s", PQresultErrorMessage(res));
+			rc = 1;
+		}
+		PQclear(res);
+	}
+	if (rc == 0 &&
+	    (print_query(conn, "jobs by state",
+			 "SELECT state, count(*) AS jobs, min(due_at) AS next_due,"
+			 " max(attempts) AS max_attempts FROM reconcile_jobs"
+			 " GROUP BY state ORDER BY state") < 0 ||
+	     print_query(conn, "oldest errors",
+			 "SELECT order_id, app, state, attempts, due_at, last_error"
+			 " FROM reconcile_jobs WHERE last_error IS NOT NULL"
+			 " ORDER BY created_at LIMIT 10") < 0))
+		rc = 1;
+	PQfinish(conn);
+	return rc;
+}
+
+static void
+one_done(void *arg, bool ok, const char *text)
+{
+	struct run *run = arg;
+
+	if (ok) {
+		printf("%s\n", text);
+	} else {
+		fprintf(stderr, "receiver: %s\n", text);
+		run->failed++;
+	}
+	if (--run->pending == 0)
+		event_base_loopbreak(run->base);
+}
+
+static const struct app_config *
+pick_app(const struct config *cfg, const char *name)
+{
+	if (name == NULL)
+		return &cfg->apps[0];
+	for (size_t i = 0; i < cfg->n_apps; i++)
+		if (strcmp(cfg->apps[i].name, name) == 0)
+			return &cfg->apps[i];
+	fprintf(stderr, "receiver: no [[app]] named '%s' in %s\n", name, cfg->file);
+	return NULL;
+}
+
+static int
+parse_order_id(const char *text, int64_t *id)
+{
+	char *end;
+	long long v;
+
+	if (*text < '1' || *text > '9')
+		return -1;
+	errno = 0;
+	v = strtoll(text, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return -1;
+	*id = v;
+	return 0;
+}
+
+/* YYYY-MM-DD[THH:MM[:SS]] (or a space for T), in Shanghai time. */
+static int
+parse_date(const char *text, time_t *t)
+{
+	struct tm tm = {0};
+	int y, mo, d, h = 0, mi = 0, s = 0, n = 0;
+	char sep;
+	time_t v;
+
+	if (sscanf(text, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3)
+		return -1;
+	if (text[n] != '\0') {
+		int m = 0;
+
+		if (sscanf(text + n, "%c%2d:%2d%n", &sep, &h, &mi, &m) != 3 ||
+		    (sep != 'T' && sep != ' '))
+			return -1;
+		n += m;
+		if (text[n] == ':' && sscanf(text + n, ":%2d%n", &s, &m) == 1)
+			n += m;
+		if (text[n] != '\0')
+			return -1;
+	}
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = s;
+	v = timegm(&tm);
+	if (v == (time_t)-1 || tm.tm_mday != d || tm.tm_mon != mo - 1 || h > 23 || mi > 59 ||
+	    s > 59)
+		return -1;
+	*t = v - SHANGHAI_OFFSET_S;
+	return 0;
+}
+
+static int
+print_query(PGconn *conn, const char *title, const char *sql)
+{
+	PGresult *res = PQexec(conn, sql);
+	PQprintOpt opt = {0};
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "receiver: jobs: %s", PQresultErrorMessage(res));
+		PQclear(res);
+		return -1;
+	}
+	printf("%s:\n", title);
+	opt.header = 1;
+	opt.align = 1;
+	opt.fieldSep = "|";
+	PQprint(stdout, res, &opt);
+	PQclear(res);
+	return 0;
+}

@@ -1,0 +1,28 @@
+/*
+ * cli.h - the command-line tools beside `serve` and `migrate`: one-off
+ * reconciliation, backfill sweeps and a look at the job queue.
+ */
+#ifndef RECEIVER_CLI_H
+#define RECEIVER_CLI_H
+
+#include "config.h"
+
+struct cli_args {
+	const char *app;     /* --app NAME, or NULL for the first [[app]] */
+	const char *since;   /* --since DATE */
+	const char *until;   /* --until DATE */
+	int retry_dead;      /* --retry-dead */
+	char **rest;         /* positional arguments */
+	int n_rest;
+};
+
+/* receiver reconcile -c FILE [--app NAME] ORDER_ID... */
+int cli_reconcile(const struct config *cfg, const struct cli_args *args);
+
+/* receiver sweep -c FILE --since DATE [--until DATE] [--app NAME] */
+int cli_sweep(const struct config *cfg, const struct cli_args *args);
+
+/* receiver jobs -c FILE [--retry-dead] */
+int cli_jobs(const struct config *cfg, const struct cli_args *args);
+
+#endif

@@ -1,0 +1,755 @@
+/*
+ * reconcile.c - refetch announced orders and apply them (see reconcile.h).
+ *
+ * Two resources are shared by all work: the trade API client (upstream.c,
+ * which enforces the concurrency cap and the rate limit) and this module's
+ * own database connection (db.c; its own so that fetching never delays an
+ * ingest commit).  The connection runs one query at a time, so every
+ * database step is an `op` in a FIFO queue, run as soon as the connection
+ * is idle.
+ *
+ * A job's life: claimed (receiver_claim_jobs sets a lease, so no other
+ * receiver takes it) -> get/buyerView -> either receiver_finish_job (apply
+ * the record, retire the job unless a message asked again meanwhile) or
+ * receiver_job_failed (due again after a backoff with jitter, or dead).
+ * If this process dies mid-way, the lease simply runs out and the job is
+ * claimed again: nothing lives only in this process's memory.
+ *
+ * A sweep: claim the app's sweep (receiver_claim_sweep, so one receiver
+ * sweeps each interval) -> getBuyerOrderList page by page ->
+ * receiver_apply_list for each page -> record how it went in sweep_state.
+ *
+ * All status logic (modifyTime guard, snapshots, order_changes, NOTIFY)
+ * is in SQL, in receiver_apply_order: jobs, sweeps and the command line
+ * cannot disagree about it.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <jansson.h>
+
+#include "db.h"
+#include "log.h"
+#include "reconcile.h"
+#include "upstream.h"
+
+#define TICK_MS		    1000  /* look for due jobs at least this often */
+#define SWEEP_CHECK_S	    30    /* look for a due sweep at most this often */
+#define SWEEP_PAGE_SIZE	    50
+#define SWEEP_MAX_PAGES	    10000 /* 500,000 orders: a runaway guard, not a limit */
+#define LEASE_MARGIN_MS	    10000
+#define QUERY_TIMEOUT_MS    30000
+#define SHANGHAI_OFFSET_S   (8 * 3600)
+#define PATH_BUYER_VIEW	    "/alibaba/trade/get/buyerView"
+#define PATH_ORDER_LIST	    "/alibaba/trade/getBuyerOrderList"
+
+#define SQL_CLAIM     "SELECT order_id, app, generation, attempts FROM receiver_claim_jobs($1, $2)"
+#define SQL_FINISH    "SELECT outcome, old_status, new_status FROM receiver_finish_job($1, $2, $3, $4)"
+#define SQL_FAILED    "SELECT receiver_job_failed($1, $2, $3, $4, $5, $6)"
+#define SQL_APPLY_ONE "SELECT outcome, old_status, new_status FROM " \
+		      "receiver_apply_order($1, $2, ($3::jsonb)->'data', 'command')"
+#define SQL_SWEEP_CLAIM "SELECT receiver_claim_sweep($1, $2)"
+#define SQL_SWEEP_PAGE	"SELECT applied, unchanged, stale, unusable FROM receiver_apply_list($1, $2)"
+#define SQL_SWEEP_END                                                                       \
+	"UPDATE sweep_state SET last_finished_at = now(), last_orders = $2, "               \
+	"last_error = nullif($3, '') WHERE app = $1"
+
+struct reconciler;
+typedef void (*op_fn)(struct reconciler *r, void *ctx, const PGresult *res, const char *error);
+
+/* One database step waiting for, or using, the connection. */
+struct op {
+	TAILQ_ENTRY(op) link;
+	struct reconciler *r;
+	const char *sql;
+	char *params[6];
+	int nparams;
+	op_fn fn;
+	void *ctx;
+};
+
+/* An order being fetched: a claimed job, or a command-line fetch. */
+struct job {
+	struct reconciler *r;
+	int64_t order_id;
+	char order_text[24];
+	const struct app_config *app;
+	long long generation; /* -1: not a job (command line) */
+	int attempts;
+	reconcile_done_fn fn; /* command line only */
+	void *fn_arg;
+};
+
+struct sweep {
+	struct reconciler *r;
+	const struct app_config *app;
+	time_t since, until;
+	int page;
+	long seen;
+	bool background;
+	char error[256];
+	reconcile_done_fn fn;
+	void *fn_arg;
+};
+
+TAILQ_HEAD(op_list, op);
+
+struct reconciler {
+	struct event_base *base;
+	const struct config *cfg;
+	struct db *db;
+	struct upstream *upstream;
+	struct event *ev_tick;
+	bool background;
+
+	struct op_list ops;
+	struct op *running_op;
+	bool claiming;
+	size_t jobs_running;
+	struct sweep *sweep;  /* the one sweep under way, or NULL */
+	time_t next_sweep_check;
+	size_t sweep_app;     /* which app the background sweep looks at next */
+
+	struct reconcile_stats stats;
+};
+
+static void on_db_up(void *arg);
+static void on_db_down(void *arg);
+static void on_notify(void *arg, const char *channel, const char *payload);
+static void on_tick(evutil_socket_t fd, short what, void *arg);
+static void op_add(struct reconciler *r, const char *sql, op_fn fn, void *ctx, int nparams, ...);
+static void op_run(struct reconciler *r);
+static void op_done(void *arg, const PGresult *res, const char *error);
+static void op_free(struct op *op);
+static void claim(struct reconciler *r);
+static void claimed(struct reconciler *r, void *ctx, const PGresult *res, const char *error);
+static void job_fetch(struct job *job);
+static void job_answer(void *arg, struct upstream_result *res);
+static void job_failed(struct job *job, const char *why, bool permanent);
+static void job_finished(struct reconciler *r, void *ctx, const PGresult *res, const char *error);
+static void job_fail_recorded(struct reconciler *r, void *ctx, const PGresult *res,
+			      const char *error);
+static void job_end(struct job *job, bool ok, const char *text);
+static int check_record(const struct job *job, json_t *answer, char *why, size_t whylen);
+static int backoff_ms(const struct reconcile_config *rc, int attempts);
+static void sweep_check(struct reconciler *r);
+static void sweep_claimed(struct reconciler *r, void *ctx, const PGresult *res,
+			  const char *error);
+static void sweep_page(struct sweep *sw);
+static void sweep_answer(void *arg, struct upstream_result *res);
+static void sweep_applied(struct reconciler *r, void *ctx, const PGresult *res,
+			  const char *error);
+static void sweep_end(struct sweep *sw, const char *error);
+static void sweep_recorded(struct reconciler *r, void *ctx, const PGresult *res,
+			   const char *error);
+static void api_time(time_t t, char *buf, size_t len);
+static const struct app_config *app_by_name(const struct config *cfg, const char *name);
+
+struct reconciler *
+reconciler_new(struct event_base *base, const struct config *cfg, int schema_version,
+	       char *err, size_t errlen)
+{
+	static const struct db_handlers handlers = {on_db_up, on_db_down, on_notify};
+	struct reconciler *r = calloc(1, sizeof(*r));
+
+	if (r == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	r->base = base;
+	r->cfg = cfg;
+	TAILQ_INIT(&r->ops);
+	r->upstream = upstream_new(base, &cfg->upstream, err, errlen);
+	if (r->upstream == NULL) {
+		free(r);
+		return NULL;
+	}
+	r->db = db_new(base, &cfg->database, schema_version, "reconcile", &handlers, r);
+	r->ev_tick = event_new(base, -1, EV_PERSIST, on_tick, r);
+	if (r->db == NULL || r->ev_tick == NULL) {
+		snprintf(err, errlen, "out of memory");
+		reconciler_free(r);
+		return NULL;
+	}
+	db_start(r->db);
+	return r;
+}
+
+void
+reconciler_start(struct reconciler *r)
+{
+	struct timeval tick = {TICK_MS / 1000, (TICK_MS % 1000) * 1000};
+
+	r->background = true;
+	db_listen(r->db, "reconcile_jobs");
+	event_add(r->ev_tick, &tick);
+	if (r->cfg->reconcile.sweep_interval_s > 0)
+		r->next_sweep_check = time(NULL) + 5; /* let the daemon settle first */
+}
+
+void
+reconciler_fetch(struct reconciler *r, const struct app_config *app, int64_t order_id,
+		 reconcile_done_fn fn, void *arg)
+{
+	struct job *job = calloc(1, sizeof(*job));
+
+	if (job == NULL) {
+		fn(arg, false, "out of memory");
+		return;
+	}
+	job->r = r;
+	job->order_id = order_id;
+	snprintf(job->order_text, sizeof(job->order_text), "%lld", (long long)order_id);
+	job->app = app;
+	job->generation = -1;
+	job->fn = fn;
+	job->fn_arg = arg;
+	r->jobs_running++;
+	job_fetch(job);
+}
+
+void
+reconciler_sweep(struct reconciler *r, const struct app_config *app, time_t since,
+		 time_t until, reconcile_done_fn fn, void *arg)
+{
+	struct sweep *sw = calloc(1, sizeof(*sw));
+
+	if (sw == NULL || r->sweep != NULL) {
+		free(sw);
+		fn(arg, false, sw == NULL ? "out of memory" : "a sweep is already under way");
+		return;
+	}
+	sw->r = r;
+	sw->app = app;
+	sw->since = since;
+	sw->until = until;
+	sw->page = 1;
+	sw->fn = fn;
+	sw->fn_arg = arg;
+	r->sweep = sw;
+	sweep_page(sw);
+}
+
+const struct reconcile_stats *
+reconciler_get_stats(const struct reconciler *r)
+{
+	return &r->stats;
+}
+
+void
+reconciler_free(struct reconciler *r)
+{
+	struct op *op;
+
+	if (r == NULL)
+		return;
+	r->background = false;
+	/* Abandoned calls report "shutting down"; their jobs' leases expire. */
+	upstream_free(r->upstream);
+	r->upstream = NULL;
+	db_free(r->db);
+	r->db = NULL;
+	while ((op = TAILQ_FIRST(&r->ops)) != NULL) {
+		TAILQ_REMOVE(&r->ops, op, link);
+		op->fn(r, op->ctx, NULL, "shutting down");
+		op_free(op);
+	}
+	if (r->ev_tick != NULL)
+		event_free(r->ev_tick);
+	free(r->sweep);
+	free(r);
+}
+
+/* --- the database queue -------------------------------------------------- */
+
+static void
+on_db_up(void *arg)
+{
+	struct reconciler *r = arg;
+
+	op_run(r);
+	if (r->background)
+		claim(r);
+}
+
+/* Queued steps fail now; a claimed job then just waits for its lease. */
+static void
+on_db_down(void *arg)
+{
+	struct reconciler *r = arg;
+	struct op *op;
+
+	while ((op = TAILQ_FIRST(&r->ops)) != NULL) {
+		TAILQ_REMOVE(&r->ops, op, link);
+		op->fn(r, op->ctx, NULL, "database unavailable");
+		op_free(op);
+	}
+}
+
+static void
+on_notify(void *arg, const char *channel, const char *payload)
+{
+	(void)channel;
+	(void)payload;
+	claim(arg);
+}
+
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct reconciler *r = arg;
+
+	(void)fd;
+	(void)what;
+	claim(r);
+	if (r->cfg->reconcile.sweep_interval_s > 0 && r->sweep == NULL &&
+	    time(NULL) >= r->next_sweep_check)
+		sweep_check(r);
+}
+
+/* Queue SQL with NPARAMS string parameters (NULL for SQL NULL), copied. */
+static void
+op_add(struct reconciler *r, const char *sql, op_fn fn, void *ctx, int nparams, ...)
+{
+	struct op *op = calloc(1, sizeof(*op));
+	va_list ap;
+
+	if (op == NULL) {
+		fn(r, ctx, NULL, "out of memory");
+		return;
+	}
+	op->r = r;
+	op->sql = sql;
+	op->fn = fn;
+	op->ctx = ctx;
+	op->nparams = nparams;
+	va_start(ap, nparams);
+	for (int i = 0; i < nparams; i++) {
+		const char *p = va_arg(ap, const char *);
+
+		op->params[i] = p != NULL ? strdup(p) : NULL;
+	}
+	va_end(ap);
+	TAILQ_INSERT_TAIL(&r->ops, op, link);
+	op_run(r);
+}
+
+static void
+op_run(struct reconciler *r)
+{
+	struct op *op = TAILQ_FIRST(&r->ops);
+
+	if (op == NULL || r->running_op != NULL || !db_idle(r->db))
+		return;
+	TAILQ_REMOVE(&r->ops, op, link);
+	r->running_op = op;
+	if (db_query(r->db, op->sql, op->nparams, (const char *const *)op->params,
+		     QUERY_TIMEOUT_MS, op_done, op) < 0) {
+		r->running_op = NULL;
+		op->fn(r, op->ctx, NULL, "database busy");
+		op_free(op);
+	}
+}
+
+static void
+op_done(void *arg, const PGresult *res, const char *error)
+{
+	struct op *op = arg;
+	struct reconciler *r = op->r;
+
+	r->running_op = NULL;
+	op->fn(r, op->ctx, res, error);
+	op_free(op);
+	if (r->db != NULL)
+		op_run(r);
+}
+
+static void
+op_free(struct op *op)
+{
+	for (int i = 0; i < op->nparams; i++)
+		free(op->params[i]);
+	free(op);
+}
+
+/* --- jobs --------------------------------------------------------------- */
+
+/* Claim as many due jobs as there are free fetch slots. */
+static void
+claim(struct reconciler *r)
+{
+	const struct config *cfg = r->cfg;
+	size_t slots = (size_t)cfg->upstream.max_concurrency;
+	char limit[24], lease[24];
+	long lease_ms;
+
+	if (!r->background || r->claiming || !db_up(r->db) || r->jobs_running >= slots)
+		return;
+	slots -= r->jobs_running;
+	/* Long enough for the slowest of them to start (rate limit) and time out. */
+	lease_ms = (long)cfg->upstream.timeout_ms + (long)slots * 1000 / cfg->upstream.max_rps +
+		   LEASE_MARGIN_MS;
+	snprintf(limit, sizeof(limit), "%zu", slots);
+	snprintf(lease, sizeof(lease), "%ld", lease_ms);
+	r->claiming = true;
+	op_add(r, SQL_CLAIM, claimed, NULL, 2, limit, lease);
+}
+
+static void
+claimed(struct reconciler *r, void *ctx, const PGresult *res, const char *error)
+{
+	(void)ctx;
+	r->claiming = false;
+	if (res == NULL) {
+		log_event(LOG_WARN, "claim_failed", "cannot claim reconcile jobs: %s", error);
+		return;
+	}
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct job *job = calloc(1, sizeof(*job));
+		const char *app = PQgetvalue(res, i, 1);
+
+		if (job == NULL)
+			break; /* the lease brings it back */
+		job->r = r;
+		job->order_id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		snprintf(job->order_text, sizeof(job->order_text), "%s", PQgetvalue(res, i, 0));
+		job->generation = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+		job->attempts = atoi(PQgetvalue(res, i, 3));
+		job->app = app_by_name(r->cfg, app);
+		r->jobs_running++;
+		r->stats.claimed++;
+		if (job->app == NULL) {
+			char why[128];
+
+			snprintf(why, sizeof(why), "no [[app]] named '%.60s' in the configuration",
+				 app);
+			job_failed(job, why, true);
+			continue;
+		}
+		job_fetch(job);
+	}
+	/* A full claim may mean more are due. */
+	if (PQntuples(res) > 0)
+		claim(r);
+}
+
+static void
+job_fetch(struct job *job)
+{
+	json_t *params = json_pack("{s:s, s:s}", "webSite", "1688", "orderId", job->order_text);
+
+	if (upstream_post(job->r->upstream, job->app, PATH_BUYER_VIEW, params, job_answer, job) <
+	    0)
+		job_failed(job, "out of memory", false);
+}
+
+static void
+job_answer(void *arg, struct upstream_result *res)
+{
+	struct job *job = arg;
+	struct reconciler *r = job->r;
+	char why[256], gen[24];
+
+	if (r->db == NULL || r->upstream == NULL) { /* shutting down */
+		job_end(job, false, "shutting down");
+		return;
+	}
+	if (!res->ok) {
+		job_failed(job, res->error, res->permanent);
+		return;
+	}
+	if (check_record(job, res->json, why, sizeof(why)) < 0) {
+		job_failed(job, why, false);
+		return;
+	}
+	if (job->generation < 0) {
+		op_add(r, SQL_APPLY_ONE, job_finished, job, 3, job->order_text, job->app->name,
+		       res->body);
+		return;
+	}
+	snprintf(gen, sizeof(gen), "%lld", job->generation);
+	op_add(r, SQL_FINISH, job_finished, job, 4, job->order_text, job->app->name, gen,
+	       res->body);
+}
+
+/* The answer must carry the record of the order asked for, nothing else. */
+static int
+check_record(const struct job *job, json_t *answer, char *why, size_t whylen)
+{
+	json_t *id = json_object_get(json_object_get(json_object_get(answer, "data"), "baseInfo"),
+				     "id");
+	long long got;
+
+	if (id == NULL) {
+		snprintf(why, whylen, "the trade API's answer has no data.baseInfo.id");
+		return -1;
+	}
+	if (json_is_integer(id))
+		got = json_integer_value(id);
+	else if (json_is_string(id))
+		got = strtoll(json_string_value(id), NULL, 10);
+	else
+		got = -1;
+	if (got != job->order_id) {
+		snprintf(why, whylen, "wrong order: asked for %s, the record is for %lld",
+			 job->order_text, got);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+job_finished(struct reconciler *r, void *ctx, const PGresult *res, const char *error)
+{
+	struct job *job = ctx;
+	char text[256];
+
+	if (res == NULL || PQntuples(res) != 1) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "cannot apply the record: %s",
+			 error != NULL ? error : "no result");
+		if (error != NULL && strcmp(error, "shutting down") == 0)
+			job_end(job, false, error);
+		else
+			job_failed(job, why, false);
+		return;
+	}
+	r->stats.fetched++;
+	if (strcmp(PQgetvalue(res, 0, 0), "applied") == 0) {
+		r->stats.changed++;
+		log_event(LOG_INFO, "order_status_changed", "order %s: %s -> %s", job->order_text,
+			  PQgetisnull(res, 0, 1) ? "(new)" : PQgetvalue(res, 0, 1),
+			  PQgetvalue(res, 0, 2));
+	}
+	snprintf(text, sizeof(text), "%s: %s (%s)", job->order_text,
+		 PQgetisnull(res, 0, 2) ? "(no status)" : PQgetvalue(res, 0, 2),
+		 PQgetvalue(res, 0, 0));
+	job_end(job, true, text);
+}
+
+/* Record the failure: due again after a backoff, or dead. */
+static void
+job_failed(struct job *job, const char *why, bool permanent)
+{
+	const struct reconcile_config *rc = &job->r->cfg->reconcile;
+	char gen[24], retry[16], max[16];
+
+	job->r->stats.failed++;
+	log_event(permanent ? LOG_ERROR : LOG_WARN, "fetch_failed", "order %s (attempt %d): %s%s",
+		  job->order_text, job->attempts, why,
+		  permanent ? " - retrying cannot fix this" : "");
+	if (job->generation < 0 || job->r->db == NULL) {
+		job_end(job, false, why);
+		return;
+	}
+	snprintf(gen, sizeof(gen), "%lld", job->generation);
+	snprintf(retry, sizeof(retry), "%d", backoff_ms(rc, job->attempts));
+	snprintf(max, sizeof(max), "%d", rc->max_attempts);
+	op_add(job->r, SQL_FAILED, job_fail_recorded, job, 6, job->order_text, gen, why, retry,
+	       max, permanent ? "true" : "false");
+}
+
+static void
+job_fail_recorded(struct reconciler *r, void *ctx, const PGresult *res, const char *error)
+{
+	struct job *job = ctx;
+
+	if (res != NULL && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "dead") == 0) {
+		r->stats.dead++;
+		log_event(LOG_ERROR, "job_dead", "order %s: gave up after %d attempts",
+			  job->order_text, job->attempts);
+	} else if (res == NULL) {
+		log_event(LOG_WARN, "job_failure_not_recorded", "order %s: %s (its lease expires)",
+			  job->order_text, error);
+	}
+	job_end(job, false, NULL);
+}
+
+static void
+job_end(struct job *job, bool ok, const char *text)
+{
+	struct reconciler *r = job->r;
+
+	r->jobs_running--;
+	if (job->fn != NULL)
+		job->fn(job->fn_arg, ok, text != NULL ? text : "failed");
+	free(job);
+	if (r->db != NULL)
+		claim(r);
+}
+
+/* Exponential from backoff_min_ms, capped, then jittered to [d/2, d]. */
+static int
+backoff_ms(const struct reconcile_config *rc, int attempts)
+{
+	long d = rc->backoff_min_ms;
+
+	for (int i = 1; i < attempts && d < rc->backoff_max_ms; i++)
+		d *= 2;
+	if (d > rc->backoff_max_ms)
+		d = rc->backoff_max_ms;
+	return (int)(d / 2 + random() % (d / 2 + 1));
+}
+
+/* --- sweeps ------------------------------------------------------------- */
+
+/* Try to claim the sweep of the next app; one app per check. */
+static void
+sweep_check(struct reconciler *r)
+{
+	const struct app_config *app;
+	char interval[16];
+
+	r->next_sweep_check = time(NULL) + (r->cfg->reconcile.sweep_interval_s < SWEEP_CHECK_S
+						    ? r->cfg->reconcile.sweep_interval_s
+						    : SWEEP_CHECK_S);
+	if (!db_up(r->db) || r->cfg->n_apps == 0)
+		return;
+	app = &r->cfg->apps[r->sweep_app++ % r->cfg->n_apps];
+	snprintf(interval, sizeof(interval), "%d", r->cfg->reconcile.sweep_interval_s);
+	op_add(r, SQL_SWEEP_CLAIM, sweep_claimed, (void *)app, 2, app->name, interval);
+}
+
+static void
+sweep_claimed(struct reconciler *r, void *ctx, const PGresult *res, const char *error)
+{
+	const struct app_config *app = ctx;
+	struct sweep *sw;
+
+	(void)error;
+	if (res == NULL || PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0 ||
+	    r->sweep != NULL)
+		return;
+	sw = calloc(1, sizeof(*sw));
+	if (sw == NULL)
+		return;
+	sw->r = r;
+	sw->app = app;
+	sw->until = time(NULL);
+	sw->since = sw->until - r->cfg->reconcile.sweep_window_s;
+	sw->page = 1;
+	sw->background = true;
+	r->sweep = sw;
+	r->stats.sweeps++;
+	log_event(LOG_INFO, "sweep_started", "app %s: orders created in the last %d s", app->name,
+		  r->cfg->reconcile.sweep_window_s);
+	sweep_page(sw);
+}
+
+static void
+sweep_page(struct sweep *sw)
+{
+	char start[32], end[32];
+	json_t *params;
+
+	api_time(sw->since, start, sizeof(start));
+	api_time(sw->until, end, sizeof(end));
+	params = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "createStartTime", start,
+			   "createEndTime", end, "orderStatus", "", "outOrderId", "",
+			   "productName", "", "page", sw->page, "pageSize", SWEEP_PAGE_SIZE);
+	if (upstream_post(sw->r->upstream, sw->app, PATH_ORDER_LIST, params, sweep_answer, sw) <
+	    0)
+		sweep_end(sw, "out of memory");
+}
+
+static void
+sweep_answer(void *arg, struct upstream_result *res)
+{
+	struct sweep *sw = arg;
+
+	if (sw->r->db == NULL) {
+		sweep_end(sw, "shutting down");
+		return;
+	}
+	if (!res->ok) {
+		sweep_end(sw, res->error);
+		return;
+	}
+	sw->r->stats.sweep_pages++;
+	op_add(sw->r, SQL_SWEEP_PAGE, sweep_applied, sw, 2, sw->app->name, res->body);
+}
+
+static void
+sweep_applied(struct reconciler *r, void *ctx, const PGresult *res, const char *error)
+{
+	struct sweep *sw = ctx;
+	long n;
+
+	if (res == NULL || PQntuples(res) != 1) {
+		sweep_end(sw, error != NULL ? error : "no result");
+		return;
+	}
+	n = atol(PQgetvalue(res, 0, 0)) + atol(PQgetvalue(res, 0, 1)) +
+	    atol(PQgetvalue(res, 0, 2)) + atol(PQgetvalue(res, 0, 3));
+	sw->seen += n;
+	r->stats.sweep_orders += (uint64_t)n;
+	if (n < SWEEP_PAGE_SIZE || sw->page >= SWEEP_MAX_PAGES) {
+		sweep_end(sw, NULL);
+		return;
+	}
+	sw->page++;
+	sweep_page(sw);
+}
+
+static void
+sweep_end(struct sweep *sw, const char *error)
+{
+	struct reconciler *r = sw->r;
+	char seen[24], text[320];
+
+	snprintf(sw->error, sizeof(sw->error), "%s", error != NULL ? error : "");
+	if (error != NULL)
+		log_event(LOG_WARN, "sweep_failed", "app %s, page %d: %s", sw->app->name, sw->page,
+			  error);
+	else
+		log_event(LOG_INFO, "sweep_done", "app %s: %ld orders in %d page(s)",
+			  sw->app->name, sw->seen, sw->page);
+	if (!sw->background) {
+		snprintf(text, sizeof(text), "%ld orders seen in %d page(s)%s%s", sw->seen, sw->page,
+			 error != NULL ? "; stopped: " : "", error != NULL ? error : "");
+		r->sweep = NULL;
+		sw->fn(sw->fn_arg, error == NULL, text);
+		free(sw);
+		return;
+	}
+	snprintf(seen, sizeof(seen), "%ld", sw->seen);
+	if (r->db == NULL) {
+		sweep_recorded(r, sw, NULL, "shutting down");
+		return;
+	}
+	op_add(r, SQL_SWEEP_END, sweep_recorded, sw, 3, sw->app->name, seen, sw->error);
+}
+
+static void
+sweep_recorded(struct reconciler *r, void *ctx, const PGresult *res, const char *error)
+{
+	(void)res;
+	(void)error;
+	if (r->sweep == ctx)
+		r->sweep = NULL;
+	free(ctx);
+}
+
+/* "yyyyMMddHHmmssSSS+0800", in Shanghai time, as the list call wants. */
+static void
+api_time(time_t t, char *buf, size_t len)
+{
+	time_t local = t + SHANGHAI_OFFSET_S;
+	struct tm tm;
+
+	gmtime_r(&local, &tm);
+	strftime(buf, len, "%Y%m%d%H%M%S000+0800", &tm);
+}
+
+static const struct app_config *
+app_by_name(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_apps; i++)
+		if (strcmp(cfg->apps[i].name, name) == 0)
+			return &cfg->apps[i];
+	return NULL;
+}
