@@ -32,7 +32,7 @@ struct form {
  * at a short static reason ("malformed percent escape in field 'x'" style
  * reasons are static strings without field names: "malformed percent escape",
  * "repeated field", "field without '='", "empty field name",
- * "too many fields", "out of memory").  An empty body is a form with no
+ * "too many fields", "empty field", "out of memory").  An empty body is a form with no
  * fields.  On error *form is empty.
  */
 int form_decode(const char *body, size_t len, struct form *form, const char **err);
