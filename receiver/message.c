@@ -79,8 +79,6 @@ static int scan_numbers(const char *text, size_t len, char *out, size_t cap, siz
 static bool starts_as_object(const char *text, size_t len);
 static void jansson_err(char *err, size_t errlen, const json_error_t *jerr);
 static json_t *load_sanitized(const char *text, size_t len, size_t n_big, json_error_t *jerr);
-static int load_json(const char *text, size_t len, json_t **root, bool *big, char *err,
-		     size_t errlen);
 static bool parse_digits(const char *s, size_t n, int64_t *out);
 static bool json_int64(const json_t *v, int64_t *out);
 static const char *extract_msg_id(const json_t *root, struct trade_event *ev);
@@ -402,8 +400,8 @@ load_sanitized(const char *text, size_t len, size_t n_big, json_error_t *jerr)
 	return root;
 }
 
-static int
-load_json(const char *text, size_t len, json_t **root, bool *big, char *err, size_t errlen)
+int
+message_load_object(const char *text, size_t len, json_t **root, bool *big, char *err, size_t errlen)
 {
 	json_error_t jerr;
 	size_t n_big;
@@ -673,7 +671,7 @@ message_parse(const char *text, size_t len, struct trade_event *ev, char *err, s
 
 	memset(ev, 0, sizeof(*ev));
 	set_err(err, errlen, "");
-	if (load_json(text, len, &root, &ev->big_numbers, err, errlen) < 0) {
+	if (message_load_object(text, len, &root, &ev->big_numbers, err, errlen) < 0) {
 		json_decref(root);
 		trade_event_free(ev);
 		return -1;

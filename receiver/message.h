@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #define MESSAGE_MAX_NUMBER_DIGITS 1000
 #define MESSAGE_MAX_EXPONENT	  1000
 #define MESSAGE_MAX_ORDERS	  1000
@@ -53,5 +55,15 @@ struct trade_event {
 int message_parse(const char *text, size_t len, struct trade_event *ev, char *err, size_t errlen);
 
 void trade_event_free(struct trade_event *ev);
+
+/*
+ * Load a JSON object the way message_parse() does: duplicate keys are an
+ * error, and numbers beyond what jansson holds come back as strings (then
+ * *big is set).  For other texts that PostgreSQL will store as they are,
+ * such as the trade API's answers.  Returns 0 with *root set, or -1 with a
+ * reason in ERR.
+ */
+int message_load_object(const char *text, size_t len, json_t **root, bool *big, char *err,
+			size_t errlen);
 
 #endif

@@ -55,10 +55,10 @@ static void batch_done(void *arg, const PGresult *res, const char *error);
 static void fail_list(struct delivery_list *list, size_t *len);
 static void check_drained(struct store *s);
 static int batch_bucket(size_t n);
-static void json_delivery(struct evbuffer *out, const struct delivery *d);
-static void json_event(struct evbuffer *out, const struct delivery *d);
-static void json_string(struct evbuffer *out, const char *key, const char *value);
-static void json_hex(struct evbuffer *out, const unsigned char *p, size_t len);
+static void put_delivery(struct evbuffer *out, const struct delivery *d);
+static void put_event(struct evbuffer *out, const struct delivery *d);
+static void put_string(struct evbuffer *out, const char *key, const char *value);
+static void put_hex(struct evbuffer *out, const unsigned char *p, size_t len);
 
 struct store *
 store_new(struct event_base *base, const struct database_config *cfg, size_t max_pending,
@@ -210,7 +210,7 @@ send_batch(struct store *s)
 		s->queued--;
 		if (s->batch_len > 0)
 			evbuffer_add(s->json, ",", 1);
-		json_delivery(s->json, d);
+		put_delivery(s->json, d);
 		TAILQ_INSERT_TAIL(&s->batch, d, link);
 		s->batch_len++;
 	}
@@ -296,43 +296,43 @@ batch_bucket(size_t n)
 
 /* One delivery as a JSON object; the field names are receiver_ingest()'s. */
 static void
-json_delivery(struct evbuffer *out, const struct delivery *d)
+put_delivery(struct evbuffer *out, const struct delivery *d)
 {
 	evbuffer_add_printf(out, "{\"at\":%lld,\"status\":%d,\"body_bytes\":%zu",
 			    (long long)d->received_us, d->status, d->body_bytes);
-	json_string(out, "rid", d->request_id);
-	json_string(out, "app", d->app);
-	json_string(out, "method", d->method);
-	json_string(out, "path", d->path);
-	json_string(out, "remote", d->remote);
-	json_string(out, "sig_field", d->signature_field);
-	json_string(out, "error", d->error[0] != '\0' ? d->error : NULL);
+	put_string(out, "rid", d->request_id);
+	put_string(out, "app", d->app);
+	put_string(out, "method", d->method);
+	put_string(out, "path", d->path);
+	put_string(out, "remote", d->remote);
+	put_string(out, "sig_field", d->signature_field);
+	put_string(out, "error", d->error[0] != '\0' ? d->error : NULL);
 	if (d->signature_ok >= 0)
 		evbuffer_add_printf(out, ",\"sig_ok\":%s", d->signature_ok ? "true" : "false");
 	if (d->has_event)
 		evbuffer_add_printf(out, ",\"msg_id\":%lld", (long long)d->event.msg_id);
 	if (d->body_excerpt != NULL) {
 		evbuffer_add(out, ",\"body\":\"", 9);
-		json_hex(out, d->body_excerpt, d->body_excerpt_len);
+		put_hex(out, d->body_excerpt, d->body_excerpt_len);
 		evbuffer_add(out, "\"", 1);
 	}
 	if (d->has_event)
-		json_event(out, d);
+		put_event(out, d);
 	evbuffer_add(out, "}", 1);
 }
 
 static void
-json_event(struct evbuffer *out, const struct delivery *d)
+put_event(struct evbuffer *out, const struct delivery *d)
 {
 	const struct trade_event *ev = &d->event;
 
 	evbuffer_add_printf(out, ",\"ev\":{\"msg_id\":%lld", (long long)ev->msg_id);
-	json_string(out, "type", ev->type);
-	json_string(out, "status", ev->current_status);
-	json_string(out, "user_info", ev->user_info);
-	json_string(out, "group", ev->topic_group);
-	json_string(out, "name", ev->topic_name);
-	json_string(out, "send_time", ev->msg_send_time);
+	put_string(out, "type", ev->type);
+	put_string(out, "status", ev->current_status);
+	put_string(out, "user_info", ev->user_info);
+	put_string(out, "group", ev->topic_group);
+	put_string(out, "name", ev->topic_name);
+	put_string(out, "send_time", ev->msg_send_time);
 	if (ev->has_gmt_born)
 		evbuffer_add_printf(out, ",\"gmt_born_ms\":%lld", (long long)ev->gmt_born_ms);
 	if (ev->n_order_ids > 0)
@@ -351,7 +351,7 @@ json_event(struct evbuffer *out, const struct delivery *d)
 
 /* ,"key":"value" (or nothing when VALUE is NULL).  VALUE is valid UTF-8. */
 static void
-json_string(struct evbuffer *out, const char *key, const char *value)
+put_string(struct evbuffer *out, const char *key, const char *value)
 {
 	const char *p, *run;
 
@@ -375,7 +375,7 @@ json_string(struct evbuffer *out, const char *key, const char *value)
 }
 
 static void
-json_hex(struct evbuffer *out, const unsigned char *p, size_t len)
+put_hex(struct evbuffer *out, const unsigned char *p, size_t len)
 {
 	static const char digits[] = "0123456789abcdef";
 	char buf[256];

@@ -31,6 +31,7 @@
 #include <openssl/x509v3.h>
 
 #include "log.h"
+#include "message.h"
 #include "upstream.h"
 
 #define MAX_ANSWER_BYTES (16 * 1024 * 1024)
@@ -458,7 +459,8 @@ static void
 classify(struct call *c, struct evhttp_request *req, struct upstream_result *r)
 {
 	struct evbuffer *in;
-	json_error_t jerr;
+	char jerr[128];
+	bool big = false;
 
 	r->http_status = req != NULL ? evhttp_request_get_response_code(req) : 0;
 	if (r->http_status == 0) {
@@ -474,7 +476,8 @@ classify(struct call *c, struct evhttp_request *req, struct upstream_result *r)
 	}
 	evbuffer_copyout(in, r->body, r->body_len);
 	r->body[r->body_len] = '\0';
-	r->json = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	if (message_load_object(r->body, r->body_len, &r->json, &big, jerr, sizeof(jerr)) < 0)
+		r->json = NULL;
 	if (r->http_status != 200) {
 		snprintf(r->error, sizeof(r->error), "HTTP %d from the trade API", r->http_status);
 		r->permanent = r->http_status == 401 || r->http_status == 403;
@@ -482,7 +485,7 @@ classify(struct call *c, struct evhttp_request *req, struct upstream_result *r)
 	}
 	if (r->json == NULL || !json_is_object(r->json)) {
 		snprintf(r->error, sizeof(r->error), "the trade API answered something not JSON (%s)",
-			 r->json == NULL ? jerr.text : "not an object");
+			 r->json == NULL ? jerr : "not an object");
 		return;
 	}
 	judge_answer(r);
