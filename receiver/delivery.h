@@ -41,6 +41,7 @@ struct delivery {
 	const char *signature_field; /* static string or NULL */
 	char error[200];             /* empty when fine */
 
+	bool refused_early;                  /* answered by evhttp itself: no body seen */
 	size_t body_bytes;                   /* length of the whole body */
 	unsigned char *body_excerpt;         /* rejected requests only */
 	size_t body_excerpt_len;

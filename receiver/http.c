@@ -10,7 +10,9 @@
  *
  * evhttp itself enforces the body and header limits: it answers 413 for a
  * body over [server] max_body_bytes before any callback of ours runs, which
- * keeps a huge body from ever being buffered.
+ * keeps a huge body from ever being buffered.  libevent 2.1 has no hook
+ * before the body is read, so to audit those 413s each connection's output
+ * is watched for a reply that starts with a 413 status line (watch_replies).
  *
  * Deferred replies: evhttp (2.1) keeps a request whose callback returned
  * without replying.  If the client hangs up meanwhile, evhttp detaches the
@@ -28,6 +30,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
@@ -51,11 +54,13 @@ struct http {
 };
 
 static void on_request(struct evhttp_request *req, void *arg);
+static struct bufferevent *on_connection(struct event_base *base, void *arg);
+static void watch_replies(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg);
 static void serve_health(struct http *h, struct evhttp_request *req, const char *path);
 static struct delivery *delivery_new(struct http *h, struct evhttp_request *req,
 				     const struct app_config *app);
 static void delivery_free(struct delivery *d);
-static int check_push(struct http *h, struct delivery *d, struct evhttp_request *req,
+static int check_push(struct delivery *d, struct evhttp_request *req,
 		      const struct app_config *app);
 static void reject(struct http *h, struct delivery *d, struct evhttp_request *req, int status,
 		   const char *why);
@@ -87,7 +92,8 @@ http_new(struct event_base *base, const struct config *cfg, struct store *store)
 		return NULL;
 	}
 	gettimeofday(&tv, NULL);
-	h->id_prefix = (unsigned int)(tv.tv_sec ^ (tv.tv_usec << 12) ^ (getpid() << 20));
+	h->id_prefix = (unsigned int)tv.tv_sec ^ ((unsigned int)tv.tv_usec << 12) ^
+		       ((unsigned int)getpid() << 20);
 	evhttp_set_max_body_size(h->evhttp, (ev_ssize_t)cfg->server.max_body_bytes);
 	evhttp_set_max_headers_size(h->evhttp, MAX_HEADERS_BYTES);
 	evhttp_set_timeout(h->evhttp, cfg->server.request_timeout_s);
@@ -98,6 +104,7 @@ http_new(struct event_base *base, const struct config *cfg, struct store *store)
 						      EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	evhttp_set_default_content_type(h->evhttp, "text/plain; charset=utf-8");
 	evhttp_set_gencb(h->evhttp, on_request, h);
+	evhttp_set_bevcb(h->evhttp, on_connection, h);
 	return h;
 }
 
@@ -173,7 +180,7 @@ on_request(struct evhttp_request *req, void *arg)
 		reply(req, "", HTTP_INTERNAL, "out of memory\n");
 		return;
 	}
-	status = check_push(h, d, req, app);
+	status = check_push(d, req, app);
 	if (status != HTTP_OK) {
 		reject(h, d, req, status, d->error);
 		return;
@@ -206,6 +213,50 @@ serve_health(struct http *h, struct evhttp_request *req, const char *path)
 	reply(req, "", store_ready(h->store) ? HTTP_OK : HTTP_SERVUNAVAIL, text);
 }
 
+/* A new connection: the bufferevent evhttp would make, plus our watch. */
+static struct bufferevent *
+on_connection(struct event_base *base, void *arg)
+{
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+
+	if (bev != NULL)
+		evbuffer_add_cb(bufferevent_get_output(bev), watch_replies, arg);
+	return bev;
+}
+
+/*
+ * Called whenever evhttp adds to a connection's output.  A reply begins
+ * with its status line added to an empty buffer; only evhttp itself ever
+ * answers 413 (check_push has no such status), so a 413 seen here is a
+ * body refused before any callback of ours ran.  Its path and length are
+ * gone by then: the audit row says what is known.
+ */
+static void
+watch_replies(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
+{
+	static const char status_413[] = " 413 ";
+	struct http *h = arg;
+	char line[16];
+	struct delivery *d;
+
+	if (info->orig_size != 0 || info->n_added < sizeof(line) ||
+	    evbuffer_copyout(out, line, sizeof(line)) != (ev_ssize_t)sizeof(line) ||
+	    memcmp(line, "HTTP/1.", 7) != 0 || memcmp(line + 8, status_413, 5) != 0)
+		return;
+	d = calloc(1, sizeof(*d));
+	if (d == NULL)
+		return;
+	snprintf(d->request_id, sizeof(d->request_id), "%08x-%llu", h->id_prefix, ++h->next_id);
+	d->received_us = now_us();
+	d->status = 413;
+	d->signature_ok = -1;
+	d->refused_early = true;
+	set_error(d, "body larger than max_body_bytes: refused before it was read");
+	d->done = audit_done;
+	log_event(LOG_INFO, "push_rejected", "request %s: 413 %s", d->request_id, d->error);
+	store_audit(h->store, d);
+}
+
 /* --- a push ------------------------------------------------------------- */
 
 /*
@@ -213,8 +264,7 @@ serve_health(struct http *h, struct evhttp_request *req, const char *path)
  * push whose event is parsed, else the status to answer, with d->error set.
  */
 static int
-check_push(struct http *h, struct delivery *d, struct evhttp_request *req,
-	   const struct app_config *app)
+check_push(struct delivery *d, struct evhttp_request *req, const struct app_config *app)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	const struct form_field *message;
@@ -229,8 +279,6 @@ check_push(struct http *h, struct delivery *d, struct evhttp_request *req,
 		return fail(d, HTTP_BADMETHOD, "method not allowed: use POST");
 	if (!is_form(evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type")))
 		return fail(d, 415, "content type must be " FORM_CONTENT_TYPE);
-	if (d->body_bytes > h->cfg->server.max_body_bytes)
-		return fail(d, 413, "body too large");
 	body = evbuffer_pullup(in, -1);
 	if (form_decode((const char *)body, d->body_bytes, &d->form, &why) < 0)
 		return fail(d, HTTP_BADREQUEST, why);

@@ -298,8 +298,10 @@ batch_bucket(size_t n)
 static void
 put_delivery(struct evbuffer *out, const struct delivery *d)
 {
-	evbuffer_add_printf(out, "{\"at\":%lld,\"status\":%d,\"body_bytes\":%zu",
-			    (long long)d->received_us, d->status, d->body_bytes);
+	evbuffer_add_printf(out, "{\"at\":%lld,\"status\":%d", (long long)d->received_us,
+			    d->status);
+	if (!d->refused_early)
+		evbuffer_add_printf(out, ",\"body_bytes\":%zu", d->body_bytes);
 	put_string(out, "rid", d->request_id);
 	put_string(out, "app", d->app);
 	put_string(out, "method", d->method);

@@ -145,10 +145,12 @@ BEGIN
     SELECT to_timestamp((d->>'at')::numeric / 1000000), d->>'rid', d->>'app',
            d->>'method', d->>'path', d->>'remote', (d->>'status')::integer,
            (d->>'sig_ok')::boolean, d->>'sig_field', (d->>'msg_id')::bigint,
+           -- New only for the first delivery of a msgId this batch inserted.
            CASE WHEN jsonb_typeof(d->'ev') = 'object'
-                THEN NOT ((d->>'msg_id')::bigint = ANY (new_ids)) END,
+                THEN NOT ((d->>'msg_id')::bigint = ANY (new_ids)
+                          AND i = min(i) OVER (PARTITION BY d->>'msg_id')) END,
            d->>'error', (d->>'body_bytes')::bigint, decode(d->>'body', 'hex')
-    FROM jsonb_array_elements(batch) AS d;
+    FROM jsonb_array_elements(batch) WITH ORDINALITY AS t(d, i);
 
     RETURN cardinality(new_ids);
 END
