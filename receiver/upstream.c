@@ -258,6 +258,8 @@ make_ssl_ctx(struct upstream *u, char *err, size_t errlen)
 		return -1;
 	}
 	SSL_CTX_set_min_proto_version(u->ssl_ctx, TLS1_2_VERSION);
+	/* A server that closes without close_notify has still answered or not. */
+	SSL_CTX_set_options(u->ssl_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_verify(u->ssl_ctx, SSL_VERIFY_PEER, NULL);
 	if (SSL_CTX_set_default_verify_paths(u->ssl_ctx) != 1) {
 		snprintf(err, errlen, "cannot load the system CA store");
