@@ -512,8 +512,8 @@ class Receiver:
                                  % (r.returncode, r.stdout, r.stderr))
         return r
 
-    def start(self, timeout=10):
-        """Start serving; return once GET /readyz answers 200."""
+    def start(self, timeout=10, ready=True):
+        """Start serving; return once GET /readyz (or, not READY, /healthz) answers 200."""
         last_err = None
         for _attempt in range(3):  # a free port can be taken before we bind it
             self.write_config(free_port())
@@ -529,7 +529,7 @@ class Receiver:
                 if self.proc.poll() is not None:
                     break
                 try:
-                    status, _, _ = self.get("/readyz", timeout=1)
+                    status, _, _ = self.get("/readyz" if ready else "/healthz", timeout=1)
                     if status == 200:
                         return self
                 except OSError:

@@ -799,6 +799,87 @@ class TestDatabaseOutage(ReceiverTest):
             len(acked), "an acknowledged push is missing")
 
 
+class TestBackpressure(ReceiverTest):
+    """A bounded queue: when max_pending pushes wait, the next is 503 at once."""
+
+    extra = {"server": {"max_pending": 2}}
+
+    def test_full_queue_answers_503_at_once_and_loses_nothing(self):
+        results = {}
+
+        def client(m):
+            results[m] = self.rx.push(envelope(m, order_id=new_order_id()), timeout=20)
+
+        waiting = [new_msg_id() for _ in range(3)]
+        with LockSession(self.db) as lock:
+            first = threading.Thread(target=client, args=(waiting[0],))
+            first.start()
+            wait_for(lambda: self.db.waiting_ingests() >= 1, 5, interval=0.02,
+                     what="the first batch to wait for the lock")
+            queued = [threading.Thread(target=client, args=(m,)) for m in waiting[1:]]
+            for t in queued:
+                t.start()
+            time.sleep(0.3)  # both are read and queued: the queue is now full
+            extra = new_msg_id()
+            started = time.monotonic()
+            status, headers, body = self.rx.push(envelope(extra, order_id=new_order_id()))
+            took = time.monotonic() - started
+            self.assertEqual(status, 503, body)
+            self.assertIsNotNone(headers.get("Retry-After"))
+            self.assertLess(took, 1.0, "a full queue must answer at once")
+            lock.release()
+        for t in [first] + queued:
+            t.join(20)
+        self.assertEqual(sorted((r[0], r[2]) for r in results.values()),
+                         [(200, b"success")] * 3)
+        self.assertEqual(int(self.db.value(
+            "SELECT count(*) FROM trade_events WHERE msg_id = ANY(%s)" % sql_list(waiting))), 3)
+        self.assertIsNone(self.db.value(
+            "SELECT msg_id FROM trade_events WHERE msg_id = %d" % extra))
+
+
+class TestSlowClient(ReceiverTest):
+    """A client that sends half a request does not hold up anyone else."""
+
+    def test_half_sent_request_does_not_stall_others(self):
+        s = socket.create_connection(("127.0.0.1", self.rx.port), timeout=10)
+        try:
+            req = raw_request(self.rx.port, SHOP["path"],
+                              signed_form(envelope(new_msg_id(), order_id=new_order_id())))
+            s.sendall(req[: len(req) // 2])
+            for _ in range(5):
+                m = new_msg_id()
+                started = time.monotonic()
+                self.assertSuccess(self.rx.push(envelope(m, order_id=new_order_id())))
+                self.assertLess(time.monotonic() - started, 1.0)
+        finally:
+            s.close()
+
+
+class TestSchemaNotCurrent(ReceiverTest):
+    """A database the migrations never ran on: not ready, pushes 503."""
+
+    def setUp(self):
+        self.receivers = []
+        self.rx = self.new_receiver(migrate=False, start=False)
+
+    def test_unmigrated_database_is_not_ready_until_migrated(self):
+        rx = self.rx
+        rx.start(ready=False)
+        wait_for(lambda: "db_schema_outdated" in rx.log_text(), 10,
+                 what="the schema check to complain")
+        status, _, body = rx.get("/readyz")
+        self.assertEqual(status, 503)
+        self.assertIn(b"migrate", body)
+        status, _, _ = rx.push(envelope(new_msg_id(), order_id=new_order_id()))
+        self.assertEqual(status, 503)
+        # Migrating makes it ready without a restart.
+        rx.migrate()
+        wait_for(lambda: rx.get("/readyz")[0] == 200, 15, interval=0.1,
+                 what="/readyz after migrating")
+        self.assertSuccess(rx.push(envelope(new_msg_id(), order_id=new_order_id())))
+
+
 # ============================================================================
 # Configuration errors
 # ============================================================================
