@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+struct http;
+
 #include "form.h"
 #include "message.h"
 
@@ -27,11 +29,13 @@ struct delivery {
 
 	/* Called once by the store: committed is 1 when the row is durable. */
 	void (*done)(struct delivery *d, int committed);
-	void *owner; /* the HTTP request still waiting for an answer, or NULL */
+	void *owner;        /* the HTTP request still waiting for an answer, or NULL */
+	struct http *http;  /* the server it came through (http.c's, opaque here) */
 
 	char request_id[32];
 	int64_t received_us; /* wall clock, microseconds since the epoch */
 	const char *app;     /* the app's name (owned by the config), or NULL */
+	int app_index;       /* its place in the config's apps, or -1 */
 	const char *method;  /* static string */
 	char path[256];      /* printable ASCII, truncated */
 	char remote[64];

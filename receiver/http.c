@@ -43,6 +43,9 @@
 #define MAX_HEADERS_BYTES 16384
 #define RETRY_AFTER_S	  "5"
 
+const int http_status_kinds[HTTP_STATUS_KINDS] = {200, 400, 401, 404, 405,
+						       413, 415, 500, 503, 0};
+
 struct http {
 	struct event_base *base;
 	const struct config *cfg;
@@ -51,12 +54,17 @@ struct http {
 	struct evhttp_bound_socket *bound;
 	unsigned int id_prefix; /* makes request ids unique across restarts */
 	unsigned long long next_id;
+	struct http_stats stats;
+	http_metrics_fn metrics_fn;
+	void *metrics_arg;
 };
 
 static void on_request(struct evhttp_request *req, void *arg);
 static struct bufferevent *on_connection(struct event_base *base, void *arg);
 static void watch_replies(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg);
 static void serve_health(struct http *h, struct evhttp_request *req, const char *path);
+static void serve_metrics(struct http *h, struct evhttp_request *req);
+static void count(struct http *h, int app_index, int status);
 static struct delivery *delivery_new(struct http *h, struct evhttp_request *req,
 				     const struct app_config *app);
 static void delivery_free(struct delivery *d);
@@ -87,7 +95,12 @@ http_new(struct event_base *base, const struct config *cfg, struct store *store)
 	h->cfg = cfg;
 	h->store = store;
 	h->evhttp = evhttp_new(base);
-	if (h->evhttp == NULL) {
+	h->stats.n_rows = cfg->n_apps + 1;
+	h->stats.requests = calloc(h->stats.n_rows * HTTP_STATUS_KINDS, sizeof(uint64_t));
+	if (h->evhttp == NULL || h->stats.requests == NULL) {
+		if (h->evhttp != NULL)
+			evhttp_free(h->evhttp);
+		free(h->stats.requests);
 		free(h);
 		return NULL;
 	}
@@ -149,11 +162,25 @@ http_stop_accepting(struct http *h)
 }
 
 void
+http_set_metrics(struct http *h, http_metrics_fn fn, void *arg)
+{
+	h->metrics_fn = fn;
+	h->metrics_arg = arg;
+}
+
+const struct http_stats *
+http_get_stats(const struct http *h)
+{
+	return &h->stats;
+}
+
+void
 http_free(struct http *h)
 {
 	if (h == NULL)
 		return;
 	evhttp_free(h->evhttp);
+	free(h->stats.requests);
 	free(h);
 }
 
@@ -174,6 +201,10 @@ on_request(struct evhttp_request *req, void *arg)
 		serve_health(h, req, path);
 		return;
 	}
+	if (strcmp(path, "/metrics") == 0 && h->metrics_fn != NULL) {
+		serve_metrics(h, req);
+		return;
+	}
 	app = config_app_by_path(h->cfg, path);
 	d = delivery_new(h, req, app);
 	if (d == NULL) {
@@ -189,6 +220,7 @@ on_request(struct evhttp_request *req, void *arg)
 	d->done = push_done;
 	d->owner = req;
 	if (store_submit(h->store, d) < 0) {
+		count(h, d->app_index, HTTP_SERVUNAVAIL);
 		reply(req, d->request_id, HTTP_SERVUNAVAIL, "database unavailable, retry later\n");
 		delivery_free(d);
 	}
@@ -211,6 +243,34 @@ serve_health(struct http *h, struct evhttp_request *req, const char *path)
 	}
 	snprintf(text, sizeof(text), "%s\n", store_state_text(h->store));
 	reply(req, "", store_ready(h->store) ? HTTP_OK : HTTP_SERVUNAVAIL, text);
+}
+
+static void
+serve_metrics(struct http *h, struct evhttp_request *req)
+{
+	struct evbuffer *body = evbuffer_new();
+
+	if (body == NULL) {
+		reply(req, "", HTTP_INTERNAL, "out of memory\n");
+		return;
+	}
+	h->metrics_fn(body, h->metrics_arg);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "text/plain; version=0.0.4; charset=utf-8");
+	evhttp_send_reply(req, HTTP_OK, NULL, body);
+	evbuffer_free(body);
+}
+
+static void
+count(struct http *h, int app_index, int status)
+{
+	size_t row = app_index >= 0 ? (size_t)app_index : h->stats.n_rows - 1, kind = 0;
+
+	while (kind < HTTP_STATUS_KINDS - 1 && http_status_kinds[kind] != status)
+		kind++;
+	h->stats.requests[row * HTTP_STATUS_KINDS + kind]++;
+	if (status == 401)
+		h->stats.signature_failures++;
 }
 
 /* A new connection: the bufferevent evhttp would make, plus our watch. */
@@ -249,8 +309,10 @@ watch_replies(struct evbuffer *out, const struct evbuffer_cb_info *info, void *a
 	snprintf(d->request_id, sizeof(d->request_id), "%08x-%llu", h->id_prefix, ++h->next_id);
 	d->received_us = now_us();
 	d->status = 413;
+	d->app_index = -1;
 	d->signature_ok = -1;
 	d->refused_early = true;
+	count(h, -1, 413);
 	set_error(d, "body larger than max_body_bytes: refused before it was read");
 	d->done = audit_done;
 	log_event(LOG_INFO, "push_rejected", "request %s: 413 %s", d->request_id, d->error);
@@ -309,6 +371,7 @@ reject(struct http *h, struct delivery *d, struct evhttp_request *req, int statu
 	char text[sizeof(d->error) + 1];
 
 	d->status = status;
+	count(h, d->app_index, status);
 	if (n > 0 && (d->body_excerpt = malloc(n)) != NULL)
 		d->body_excerpt_len = (size_t)evbuffer_copyout(in, d->body_excerpt, n);
 	if (status == HTTP_BADMETHOD)
@@ -328,7 +391,9 @@ static void
 push_done(struct delivery *d, int committed)
 {
 	struct evhttp_request *req = d->owner;
+	struct http *h = d->http;
 
+	count(h, d->app_index, committed ? HTTP_OK : HTTP_SERVUNAVAIL);
 	if (committed)
 		reply(req, d->request_id, HTTP_OK, "success");
 	else
@@ -357,6 +422,8 @@ delivery_new(struct http *h, struct evhttp_request *req, const struct app_config
 	snprintf(d->request_id, sizeof(d->request_id), "%08x-%llu", h->id_prefix, ++h->next_id);
 	d->received_us = now_us();
 	d->app = app != NULL ? app->name : NULL;
+	d->app_index = app != NULL ? (int)(app - h->cfg->apps) : -1;
+	d->http = h;
 	d->method = method_name(evhttp_request_get_command(req));
 	d->signature_ok = -1;
 	d->body_bytes = evbuffer_get_length(evhttp_request_get_input_buffer(req));

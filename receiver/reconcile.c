@@ -41,6 +41,7 @@
 #define SWEEP_PAGE_SIZE	    50
 #define SWEEP_MAX_PAGES	    10000 /* 500,000 orders: a runaway guard, not a limit */
 #define LEASE_MARGIN_MS	    10000
+#define COUNT_JOBS_S	    5     /* refresh the job counts for /metrics */
 #define QUERY_TIMEOUT_MS    30000
 #define SHANGHAI_OFFSET_S   (8 * 3600)
 #define PATH_BUYER_VIEW	    "/alibaba/trade/get/buyerView"
@@ -51,6 +52,9 @@
 #define SQL_FAILED    "SELECT receiver_job_failed($1, $2, $3, $4, $5, $6)"
 #define SQL_APPLY_ONE "SELECT outcome, old_status, new_status FROM " \
 		      "receiver_apply_order($1, $2, ($3::jsonb)->'data', 'command')"
+#define SQL_JOB_COUNTS                                                                      \
+	"SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = "  \
+	"'dead') FROM reconcile_jobs"
 #define SQL_SWEEP_CLAIM "SELECT receiver_claim_sweep($1, $2)"
 #define SQL_SWEEP_PAGE	"SELECT applied, unchanged, stale, unusable FROM receiver_apply_list($1, $2)"
 #define SQL_SWEEP_END                                                                       \
@@ -111,6 +115,8 @@ struct reconciler {
 	size_t jobs_running;
 	struct sweep *sweep;  /* the one sweep under way, or NULL */
 	time_t next_sweep_check;
+	time_t next_count;
+	bool counting;
 	size_t sweep_app;     /* which app the background sweep looks at next */
 
 	struct reconcile_stats stats;
@@ -135,6 +141,9 @@ static void job_fail_recorded(struct reconciler *r, void *ctx, const PGresult *r
 static void job_end(struct job *job, bool ok, const char *text);
 static int check_record(const struct job *job, json_t *answer, char *why, size_t whylen);
 static int backoff_ms(const struct reconcile_config *rc, int attempts);
+static void count_jobs(struct reconciler *r);
+static void jobs_counted(struct reconciler *r, void *ctx, const PGresult *res,
+			 const char *error);
 static void sweep_check(struct reconciler *r);
 static void sweep_claimed(struct reconciler *r, void *ctx, const PGresult *res,
 			  const char *error);
@@ -239,6 +248,12 @@ reconciler_get_stats(const struct reconciler *r)
 	return &r->stats;
 }
 
+const struct upstream_stats *
+reconciler_upstream_stats(const struct reconciler *r)
+{
+	return upstream_get_stats(r->upstream);
+}
+
 void
 reconciler_free(struct reconciler *r)
 {
@@ -305,6 +320,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	claim(r);
+	count_jobs(r);
 	if (r->cfg->reconcile.sweep_interval_s > 0 && r->sweep == NULL &&
 	    time(NULL) >= r->next_sweep_check)
 		sweep_check(r);
@@ -595,6 +611,32 @@ backoff_ms(const struct reconcile_config *rc, int attempts)
 	return (int)(d / 2 + random() % (d / 2 + 1));
 }
 
+/* The job counts /metrics shows: one cheap query every few seconds. */
+static void
+count_jobs(struct reconciler *r)
+{
+	time_t now = time(NULL);
+
+	if (r->counting || now < r->next_count || !db_up(r->db))
+		return;
+	r->next_count = now + COUNT_JOBS_S;
+	r->counting = true;
+	op_add(r, SQL_JOB_COUNTS, jobs_counted, NULL, 0);
+}
+
+static void
+jobs_counted(struct reconciler *r, void *ctx, const PGresult *res, const char *error)
+{
+	(void)ctx;
+	(void)error;
+	r->counting = false;
+	if (res == NULL || PQntuples(res) != 1)
+		return;
+	r->stats.jobs_known = true;
+	r->stats.jobs_pending = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	r->stats.jobs_dead = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+}
+
 /* --- sweeps ------------------------------------------------------------- */
 
 /* Try to claim the sweep of the next app; one app per check. */
@@ -646,6 +688,8 @@ sweep_page(struct sweep *sw)
 	char start[32], end[32];
 	json_t *params;
 
+	sw->r->stats.sweeping = true;
+	sw->r->stats.sweep_page = sw->page;
 	api_time(sw->since, start, sizeof(start));
 	api_time(sw->until, end, sizeof(end));
 	params = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "createStartTime", start,
@@ -701,6 +745,7 @@ sweep_end(struct sweep *sw, const char *error)
 	struct reconciler *r = sw->r;
 	char seen[24], text[320];
 
+	r->stats.sweeping = false;
 	snprintf(sw->error, sizeof(sw->error), "%s", error != NULL ? error : "");
 	if (error != NULL)
 		log_event(LOG_WARN, "sweep_failed", "app %s, page %d: %s", sw->app->name, sw->page,

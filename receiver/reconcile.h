@@ -30,6 +30,11 @@ struct reconcile_stats {
 	uint64_t sweeps;
 	uint64_t sweep_pages;
 	uint64_t sweep_orders;
+	bool sweeping;         /* a sweep is under way in this process */
+	int sweep_page;        /* its current page */
+	bool jobs_known;       /* the two counts below have been read */
+	int64_t jobs_pending;  /* in the whole database, refreshed every few seconds */
+	int64_t jobs_dead;
 };
 
 /* Called when one-off work ends: OK, and a line to show the user. */
@@ -51,6 +56,7 @@ void reconciler_sweep(struct reconciler *r, const struct app_config *app, time_t
 		      time_t until, reconcile_done_fn fn, void *arg);
 
 const struct reconcile_stats *reconciler_get_stats(const struct reconciler *r);
+const struct upstream_stats *reconciler_upstream_stats(const struct reconciler *r);
 
 /* Stop at once: calls in flight are abandoned (their leases expire). */
 void reconciler_free(struct reconciler *r);

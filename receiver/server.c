@@ -15,6 +15,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "migrate.h"
 #include "reconcile.h"
 #include "server.h"
@@ -40,6 +41,7 @@ static void worker_free(struct worker *w);
 static void on_signal(evutil_socket_t sig, short what, void *arg);
 static void on_drained(void *arg);
 static void on_deadline(evutil_socket_t fd, short what, void *arg);
+static void render_metrics(struct evbuffer *out, void *arg);
 
 int
 server_run(const struct config *cfg)
@@ -81,6 +83,8 @@ worker_init(struct worker *w, const struct config *cfg)
 	if (w->store == NULL)
 		return -1;
 	w->http = http_new(w->base, cfg, w->store);
+	if (w->http != NULL)
+		http_set_metrics(w->http, render_metrics, w);
 	if (cfg->reconcile.enabled) {
 		char err[256];
 
@@ -162,4 +166,24 @@ on_deadline(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	log_event(LOG_WARN, "stop_deadline", "pushes still waiting at the deadline get 503");
 	event_base_loopbreak(w->base);
+}
+
+static void
+render_metrics(struct evbuffer *out, void *arg)
+{
+	struct worker *w = arg;
+	struct metrics_sources src = {
+		.cfg = w->cfg,
+		.schema_version = migrate_latest_version(),
+		.http = http_get_stats(w->http),
+		.store = store_get_stats(w->store),
+		.queue_depth = store_queue_depth(w->store),
+		.db_ready = store_ready(w->store),
+	};
+
+	if (w->reconciler != NULL) {
+		src.reconcile = reconciler_get_stats(w->reconciler);
+		src.upstream = reconciler_upstream_stats(w->reconciler);
+	}
+	metrics_render(out, &src);
 }

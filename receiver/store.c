@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include <event2/buffer.h>
 
@@ -38,6 +39,7 @@ struct store {
 	struct delivery_list batch; /* in the transaction in flight */
 	size_t batch_len;
 	struct evbuffer *json;      /* the batch parameter, reused */
+	int64_t batch_sent_us;
 
 	bool draining;
 	void (*drained_cb)(void *);
@@ -54,7 +56,7 @@ static void send_batch(struct store *s);
 static void batch_done(void *arg, const PGresult *res, const char *error);
 static void fail_list(struct delivery_list *list, size_t *len);
 static void check_drained(struct store *s);
-static int batch_bucket(size_t n);
+static int64_t now_us(void);
 static void put_delivery(struct evbuffer *out, const struct delivery *d);
 static void put_event(struct evbuffer *out, const struct delivery *d);
 static void put_string(struct evbuffer *out, const char *key, const char *value);
@@ -73,6 +75,8 @@ store_new(struct event_base *base, const struct database_config *cfg, size_t max
 	s->max_pending = max_pending;
 	TAILQ_INIT(&s->queue);
 	TAILQ_INIT(&s->batch);
+	histogram_init(&s->stats.batch_size, metrics_batch_size_bounds, metrics_batch_size_n);
+	histogram_init(&s->stats.commit_ms, metrics_latency_ms_bounds, metrics_latency_ms_n);
 	s->json = evbuffer_new();
 	s->db = db_new(base, cfg, schema_version, "ingest", &handlers, s);
 	if (s->json == NULL || s->db == NULL) {
@@ -220,6 +224,7 @@ send_batch(struct store *s)
 		batch_done(s, NULL, "out of memory");
 		return;
 	}
+	s->batch_sent_us = now_us();
 	if (db_query(s->db, INGEST_SQL, 1, &param, s->cfg->commit_timeout_ms, batch_done, s) < 0)
 		batch_done(s, NULL, "database busy");
 }
@@ -242,7 +247,8 @@ batch_done(void *arg, const PGresult *res, const char *error)
 	TAILQ_CONCAT(&done, &s->batch, link);
 	s->batch_len = 0;
 	s->stats.batches++;
-	s->stats.batch_size[batch_bucket(n)]++;
+	histogram_observe(&s->stats.batch_size, (double)n);
+	histogram_observe(&s->stats.commit_ms, (double)(now_us() - s->batch_sent_us) / 1000.0);
 	if (committed) {
 		s->stats.committed += n;
 	} else {
@@ -280,16 +286,13 @@ check_drained(struct store *s)
 	cb(s->drained_arg);
 }
 
-static int
-batch_bucket(size_t n)
+static int64_t
+now_us(void)
 {
-	int b = 0;
+	struct timeval tv;
 
-	while (n > 1 && b < STORE_BATCH_BUCKETS - 1) {
-		n >>= 1;
-		b++;
-	}
-	return b;
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
 }
 
 /* --- the batch parameter ------------------------------------------------- */

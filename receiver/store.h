@@ -18,10 +18,9 @@
 
 #include "config.h"
 #include "delivery.h"
+#include "metrics.h"
 
 struct store;
-
-#define STORE_BATCH_BUCKETS 8 /* batch sizes 1, 2-3, 4-7, ... 128+ */
 
 struct store_stats {
 	uint64_t batches;
@@ -29,7 +28,8 @@ struct store_stats {
 	uint64_t committed;         /* deliveries in committed batches */
 	uint64_t refused;           /* submit refused: unavailable or full */
 	uint64_t audits_dropped;    /* rejected-request rows not written */
-	uint64_t batch_size[STORE_BATCH_BUCKETS];
+	struct histogram batch_size;  /* deliveries per transaction */
+	struct histogram commit_ms;   /* sending a batch to its end */
 };
 
 /* SCHEMA_VERSION is the lowest schema version this code can write to. */

@@ -117,6 +117,7 @@ upstream_new(struct event_base *base, const struct upstream_config *cfg, char *e
 	TAILQ_INIT(&u->queue);
 	TAILQ_INIT(&u->running);
 	TAILQ_INIT(&u->closing);
+	histogram_init(&u->stats.latency_ms, metrics_latency_ms_bounds, metrics_latency_ms_n);
 	if (parse_base_url(u, err, errlen) < 0 || make_ssl_ctx(u, err, errlen) < 0)
 		goto fail;
 	u->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
@@ -436,11 +437,13 @@ finish(struct call *c, struct upstream_result *r)
 	if (was_running) {
 		TAILQ_REMOVE(&u->running, c, link);
 		u->n_running--;
-		u->stats.latency_ms_sum += (uint64_t)r->latency_ms;
+		histogram_observe(&u->stats.latency_ms, (double)r->latency_ms);
 		if (r->ok)
 			u->stats.ok++;
 		else
 			u->stats.failed++;
+		if (r->permanent)
+			u->stats.permanent++;
 	} else {
 		TAILQ_REMOVE(&u->queue, c, link);
 		u->queued--;

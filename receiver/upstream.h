@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "metrics.h"
 
 struct upstream;
 
@@ -38,8 +39,9 @@ struct upstream_result {
 typedef void (*upstream_fn)(void *arg, struct upstream_result *r);
 
 struct upstream_stats {
-	uint64_t calls, ok, failed, timeouts;
-	uint64_t latency_ms_sum;
+	uint64_t calls; /* started */
+	uint64_t ok, failed, timeouts, permanent;
+	struct histogram latency_ms;
 };
 
 struct upstream *upstream_new(struct event_base *base, const struct upstream_config *cfg,

@@ -1,0 +1,67 @@
+/*
+ * metrics.h - counters and histograms, and their Prometheus text format.
+ *
+ * Each module counts in its own stats struct (store_stats, upstream_stats,
+ * ...); nothing here is shared or global.  A histogram is a fixed set of
+ * upper bounds with a count per bucket, a sum and a total, exactly what the
+ * exposition format wants.  metrics_render() turns a snapshot of every
+ * module's stats into the text GET /metrics answers.
+ */
+#ifndef RECEIVER_METRICS_H
+#define RECEIVER_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+
+#define HISTOGRAM_MAX_BUCKETS 16
+
+struct histogram {
+	const double *bounds; /* ascending upper bounds, +Inf implied */
+	size_t n_bounds;
+	uint64_t buckets[HISTOGRAM_MAX_BUCKETS]; /* not cumulative; last is +Inf */
+	double sum;
+	uint64_t count;
+};
+
+/* Bounds used across the receiver. */
+extern const double metrics_latency_ms_bounds[];
+extern const size_t metrics_latency_ms_n;
+extern const double metrics_batch_size_bounds[];
+extern const size_t metrics_batch_size_n;
+
+void histogram_init(struct histogram *h, const double *bounds, size_t n_bounds);
+void histogram_observe(struct histogram *h, double value);
+
+/* Exposition-format writers: one metric family at a time. */
+void metrics_family(struct evbuffer *out, const char *name, const char *type,
+		    const char *help);
+void metrics_value(struct evbuffer *out, const char *name, const char *labels, double value);
+void metrics_histogram(struct evbuffer *out, const char *name, const char *labels,
+		       const struct histogram *h);
+
+/* Escape a label value (backslash, quote, newline) into DST. */
+void metrics_label(char *dst, size_t cap, const char *value);
+
+struct config;
+struct http_stats;
+struct store_stats;
+struct reconcile_stats;
+struct upstream_stats;
+
+/* Everything /metrics shows, read at the moment it is asked for. */
+struct metrics_sources {
+	const struct config *cfg;
+	int schema_version;
+	const struct http_stats *http;
+	const struct store_stats *store;
+	size_t queue_depth;
+	int db_ready;
+	const struct reconcile_stats *reconcile; /* NULL when reconciling is off */
+	const struct upstream_stats *upstream;   /* NULL when reconciling is off */
+};
+
+void metrics_render(struct evbuffer *out, const struct metrics_sources *src);
+
+#endif
