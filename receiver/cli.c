@@ -19,10 +19,14 @@
 #include <libpq-fe.h>
 
 #include "cli.h"
+#include "form.h"
+#include "message.h"
 #include "migrate.h"
 #include "reconcile.h"
+#include "signature.h"
 
 #define EXIT_USAGE	  2
+#define MAX_STDIN	  (16 * 1024 * 1024)
 #define SHANGHAI_OFFSET_S (8 * 3600)
 
 struct run {
@@ -36,6 +40,9 @@ static int parse_order_id(const char *text, int64_t *id);
 static int parse_date(const char *text, time_t *t);
 static void one_done(void *arg, bool ok, const char *text);
 static int print_query(PGconn *conn, const char *title, const char *sql);
+static char *read_stdin(size_t *len);
+static void print_encoded(const char *s, size_t len);
+static int verify_with(const struct app_config *app, const struct form *form);
 
 int
 cli_reconcile(const struct config *cfg, const struct cli_args *args)
@@ -256,4 +263,152 @@ print_query(PGconn *conn, const char *title, const char *sql)
 	PQprint(stdout, res, &opt);
 	PQclear(res);
 	return 0;
+}
+
+int
+cli_sign(const struct config *cfg, const struct cli_args *args)
+{
+	const struct app_config *app = pick_app(cfg, args->app);
+	const char *field = args->field != NULL ? args->field : SIGNATURE_FIELD_AOP;
+	struct form_field f = {0};
+	struct form form = {&f, 1};
+	unsigned char mac[SIGNATURE_MAC_LEN];
+	char hex[SIGNATURE_HEX_LEN + 1], *canonical;
+	size_t len, clen;
+
+	if (app == NULL)
+		return EXIT_USAGE;
+	if (strcmp(field, SIGNATURE_FIELD_AOP) != 0 && strcmp(field, SIGNATURE_FIELD_DJ) != 0) {
+		fprintf(stderr, "receiver: sign: --field is %s or %s\n", SIGNATURE_FIELD_AOP,
+			SIGNATURE_FIELD_DJ);
+		return EXIT_USAGE;
+	}
+	f.value = read_stdin(&len);
+	if (f.value == NULL)
+		return 1;
+	/* A message typed or echoed ends with a newline that is not part of it. */
+	while (len > 0 && (f.value[len - 1] == '\n' || f.value[len - 1] == '\r'))
+		f.value[--len] = '\0';
+	f.name = "message";
+	f.name_len = 7;
+	f.value_len = len;
+	canonical = signature_canonical(&form, field, app->signature_mode, &clen);
+	if (canonical == NULL ||
+	    signature_mac(app->app_secret, strlen(app->app_secret), canonical, clen, mac) < 0) {
+		fprintf(stderr, "receiver: sign: cannot compute the signature\n");
+		free(canonical);
+		free(f.value);
+		return 1;
+	}
+	signature_hex(mac, hex);
+	fputs("message=", stdout);
+	print_encoded(f.value, len);
+	printf("&%s=%s\n", field, hex);
+	free(canonical);
+	free(f.value);
+	return 0;
+}
+
+int
+cli_verify(const struct config *cfg, const struct cli_args *args)
+{
+	struct form form;
+	const char *why;
+	size_t len;
+	char *body = read_stdin(&len);
+	int rc = 1;
+
+	if (body == NULL)
+		return 1;
+	while (len > 0 && (body[len - 1] == '\n' || body[len - 1] == '\r'))
+		body[--len] = '\0';
+	if (form_decode(body, len, &form, &why) < 0) {
+		printf("not genuine: the body is not a valid form: %s\n", why);
+		free(body);
+		return 1;
+	}
+	if (form_get(&form, "message") == NULL) {
+		printf("not genuine: no message field\n");
+	} else if (args->app != NULL) {
+		const struct app_config *app = pick_app(cfg, args->app);
+
+		rc = app == NULL ? EXIT_USAGE : verify_with(app, &form);
+	} else {
+		for (size_t i = 0; i < cfg->n_apps && rc != 0; i++)
+			rc = verify_with(&cfg->apps[i], &form);
+	}
+	form_free(&form);
+	free(body);
+	return rc;
+}
+
+/* Print whether FORM is genuine for APP, and why not.  0 when genuine. */
+static int
+verify_with(const struct app_config *app, const struct form *form)
+{
+	const struct form_field *message = form_get(form, "message");
+	const char *field = NULL;
+	enum signature_result r = signature_verify(form, app, &field);
+	struct trade_event ev;
+	char err[200];
+
+	if (r != SIGNATURE_OK) {
+		printf("not genuine for app %s: %s\n", app->name, signature_result_text(r));
+		return 1;
+	}
+	if (message_parse(message->value, message->value_len, &ev, err, sizeof(err)) < 0) {
+		printf("genuine signature for app %s (%s), but the message would be refused: %s\n",
+		       app->name, field, err);
+		return 1;
+	}
+	printf("genuine: app %s, %s, msgId %lld, type %s, %zu order(s)\n", app->name, field,
+	       (long long)ev.msg_id, ev.type, ev.n_order_ids);
+	trade_event_free(&ev);
+	return 0;
+}
+
+static char *
+read_stdin(size_t *len)
+{
+	size_t cap = 4096, n = 0, got;
+	char *buf = malloc(cap + 1), *bigger;
+
+	while (buf != NULL && (got = fread(buf + n, 1, cap - n, stdin)) > 0) {
+		n += got;
+		if (n == cap) {
+			if (cap >= MAX_STDIN) {
+				fprintf(stderr, "receiver: input larger than %d bytes\n", MAX_STDIN);
+				free(buf);
+				return NULL;
+			}
+			bigger = realloc(buf, cap * 2 + 1);
+			if (bigger == NULL)
+				break;
+			buf = bigger;
+			cap *= 2;
+		}
+	}
+	if (buf == NULL || ferror(stdin)) {
+		fprintf(stderr, "receiver: cannot read standard input\n");
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+/* Percent-encode everything but RFC 3986's unreserved characters. */
+static void
+print_encoded(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '_' || c == '.' || c == '~')
+			putchar(c);
+		else
+			printf("%%%02X", c);
+	}
 }

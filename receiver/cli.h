@@ -1,6 +1,7 @@
 /*
  * cli.h - the command-line tools beside `serve` and `migrate`: one-off
- * reconciliation, backfill sweeps and a look at the job queue.
+ * reconciliation, backfill sweeps, a look at the job queue, and signing
+ * or checking a push by hand.
  */
 #ifndef RECEIVER_CLI_H
 #define RECEIVER_CLI_H
@@ -12,6 +13,7 @@ struct cli_args {
 	const char *since;   /* --since DATE */
 	const char *until;   /* --until DATE */
 	int retry_dead;      /* --retry-dead */
+	const char *field;   /* --field _aop_signature|_dj_signature */
 	char **rest;         /* positional arguments */
 	int n_rest;
 };
@@ -24,5 +26,11 @@ int cli_sweep(const struct config *cfg, const struct cli_args *args);
 
 /* receiver jobs -c FILE [--retry-dead] */
 int cli_jobs(const struct config *cfg, const struct cli_args *args);
+
+/* receiver sign -c FILE [--app NAME] [--field NAME] < message.json */
+int cli_sign(const struct config *cfg, const struct cli_args *args);
+
+/* receiver verify -c FILE [--app NAME] < body */
+int cli_verify(const struct config *cfg, const struct cli_args *args);
 
 #endif

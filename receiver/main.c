@@ -6,6 +6,8 @@
  *   receiver reconcile [-c FILE] [--app NAME] ORDER_ID...
  *   receiver sweep [-c FILE] --since DATE [--until DATE] [--app NAME]
  *   receiver jobs [-c FILE] [--retry-dead]
+ *   receiver sign [-c FILE] [--app NAME] [--field NAME] < message.json
+ *   receiver verify [-c FILE] [--app NAME] < body
  *   receiver version
  *
  * Exit status: 0 on success, 1 on a runtime failure, 2 on bad usage or a
@@ -58,7 +60,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(command, "serve") != 0 && strcmp(command, "migrate") != 0 &&
 	    strcmp(command, "reconcile") != 0 && strcmp(command, "sweep") != 0 &&
-	    strcmp(command, "jobs") != 0) {
+	    strcmp(command, "jobs") != 0 && strcmp(command, "sign") != 0 &&
+	    strcmp(command, "verify") != 0) {
 		fprintf(stderr, "receiver: unknown command '%s' (try --help)\n", command);
 		return EXIT_USAGE;
 	}
@@ -70,8 +73,10 @@ main(int argc, char **argv)
 	if ((args.n_rest > 0 && strcmp(command, "reconcile") != 0) ||
 	    (args.retry_dead && strcmp(command, "jobs") != 0) ||
 	    ((args.since != NULL || args.until != NULL) && strcmp(command, "sweep") != 0) ||
+	    (args.field != NULL && strcmp(command, "sign") != 0) ||
 	    (args.app != NULL && strcmp(command, "reconcile") != 0 &&
-	     strcmp(command, "sweep") != 0)) {
+	     strcmp(command, "sweep") != 0 && strcmp(command, "sign") != 0 &&
+	     strcmp(command, "verify") != 0)) {
 		fprintf(stderr, "receiver: %s: unexpected argument (try --help)\n", command);
 		free(args.rest);
 		return EXIT_USAGE;
@@ -88,6 +93,10 @@ main(int argc, char **argv)
 		rc = cli_reconcile(&cfg, &args);
 	else if (strcmp(command, "sweep") == 0)
 		rc = cli_sweep(&cfg, &args);
+	else if (strcmp(command, "sign") == 0)
+		rc = cli_sign(&cfg, &args);
+	else if (strcmp(command, "verify") == 0)
+		rc = cli_verify(&cfg, &args);
 	else
 		rc = cli_jobs(&cfg, &args);
 	config_free(&cfg);
@@ -106,6 +115,9 @@ usage(FILE *out)
 		"       receiver sweep [-c FILE] --since DATE [--until DATE] [--app NAME]\n"
 		"                                               backfill orders created in a window\n"
 		"       receiver jobs [-c FILE] [--retry-dead]  reconcile jobs: counts, errors\n"
+		"       receiver sign [-c FILE] [--app NAME] [--field _aop_signature|_dj_signature]\n"
+		"                                               stdin: a message; prints a signed form\n"
+		"       receiver verify [-c FILE] [--app NAME]  stdin: a form body; genuine or why not\n"
 		"       receiver version\n"
 		"FILE defaults to " DEFAULT_CONFIG "; $DATABASE_URL overrides [database] url.\n"
 		"DATE is YYYY-MM-DD[THH:MM[:SS]] in Shanghai time (+08:00).\n");
@@ -130,6 +142,8 @@ parse_args(int argc, char **argv, int first, const char **file, struct cli_args 
 			args->since = argv[++i];
 		} else if (strcmp(a, "--until") == 0 && has_value) {
 			args->until = argv[++i];
+		} else if (strcmp(a, "--field") == 0 && has_value) {
+			args->field = argv[++i];
 		} else if (strcmp(a, "--retry-dead") == 0) {
 			args->retry_dead = 1;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
