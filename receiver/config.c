@@ -69,6 +69,7 @@ static int errorf(struct loader *ld, int line, const char *key, const char *fmt,
 static int read_file(const char *path, char **out, size_t *outlen);
 static char *dir_of(const char *file);
 static void wipe_free(char *s);
+static void swap_str(char **a, char **b);
 static bool valid_env_name(const char *name);
 static int resolve(struct loader *ld, int line, const char *key, const struct toml_string *in,
 		   char **out);
@@ -913,6 +914,53 @@ config_free(struct config *cfg)
 	wipe_free(cfg->upstream.ca_file);
 	wipe_free(cfg->log.level);
 	memset(cfg, 0, sizeof(*cfg));
+}
+
+/*
+ * Swapping, not copying: FRESH ends up holding the old secrets, and freeing
+ * it wipes them.  Nothing else in CFG changes, so pointers into it (app
+ * names held by deliveries in flight) stay valid.
+ */
+size_t
+config_adopt_secrets(struct config *cfg, struct config *fresh)
+{
+	size_t adopted = 0;
+
+	for (size_t i = 0; i < cfg->n_apps; i++) {
+		struct app_config *cur = &cfg->apps[i], *neu = NULL;
+		char **tmpv;
+		size_t n;
+		enum signature_mode mode;
+
+		for (size_t k = 0; k < fresh->n_apps && neu == NULL; k++)
+			if (strcmp(fresh->apps[k].name, cur->name) == 0)
+				neu = &fresh->apps[k];
+		if (neu == NULL)
+			continue;
+		swap_str(&cur->app_key, &neu->app_key);
+		swap_str(&cur->app_secret, &neu->app_secret);
+		tmpv = cur->previous_secrets;
+		cur->previous_secrets = neu->previous_secrets;
+		neu->previous_secrets = tmpv;
+		n = cur->n_previous_secrets;
+		cur->n_previous_secrets = neu->n_previous_secrets;
+		neu->n_previous_secrets = n;
+		mode = cur->signature_mode;
+		cur->signature_mode = neu->signature_mode;
+		neu->signature_mode = mode;
+		adopted++;
+	}
+	swap_str(&cfg->log.level, &fresh->log.level);
+	return adopted;
+}
+
+static void
+swap_str(char **a, char **b)
+{
+	char *t = *a;
+
+	*a = *b;
+	*b = t;
 }
 
 const struct app_config *

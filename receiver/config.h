@@ -82,6 +82,13 @@ struct config {
 int config_load(const char *file, struct config *cfg, char *err, size_t errlen);
 void config_free(struct config *cfg);
 
+/*
+ * SIGHUP: take each app's key, secrets and signature mode, and the log
+ * level, from FRESH (a newly loaded config) for apps of the same name.
+ * Returns how many apps were updated; free FRESH afterwards.
+ */
+size_t config_adopt_secrets(struct config *cfg, struct config *fresh);
+
 /* The app whose callback path is PATH, or NULL. */
 const struct app_config *config_app_by_path(const struct config *cfg, const char *path);
 

@@ -25,26 +25,28 @@
 #define FLUSH_GRACE_MS 200
 
 struct worker {
-	const struct config *cfg;
+	struct config *cfg;
 	struct event_base *base;
 	struct store *store;
 	struct http *http;
 	struct reconciler *reconciler; /* NULL when [reconcile] enabled = false */
 	struct event *ev_sigterm;
 	struct event *ev_sigint;
+	struct event *ev_sighup;
 	struct event *ev_deadline;
 	bool stopping;
 };
 
-static int worker_init(struct worker *w, const struct config *cfg);
+static int worker_init(struct worker *w, struct config *cfg);
 static void worker_free(struct worker *w);
 static void on_signal(evutil_socket_t sig, short what, void *arg);
+static void on_reload(evutil_socket_t sig, short what, void *arg);
 static void on_drained(void *arg);
 static void on_deadline(evutil_socket_t fd, short what, void *arg);
 static void render_metrics(struct evbuffer *out, void *arg);
 
 int
-server_run(const struct config *cfg)
+server_run(struct config *cfg)
 {
 	struct worker w;
 	char err[256];
@@ -71,7 +73,7 @@ out:
 }
 
 static int
-worker_init(struct worker *w, const struct config *cfg)
+worker_init(struct worker *w, struct config *cfg)
 {
 	memset(w, 0, sizeof(*w));
 	w->cfg = cfg;
@@ -97,12 +99,14 @@ worker_init(struct worker *w, const struct config *cfg)
 	}
 	w->ev_sigterm = evsignal_new(w->base, SIGTERM, on_signal, w);
 	w->ev_sigint = evsignal_new(w->base, SIGINT, on_signal, w);
+	w->ev_sighup = evsignal_new(w->base, SIGHUP, on_reload, w);
 	w->ev_deadline = evtimer_new(w->base, on_deadline, w);
 	if (w->http == NULL || w->ev_sigterm == NULL || w->ev_sigint == NULL ||
-	    w->ev_deadline == NULL)
+	    w->ev_sighup == NULL || w->ev_deadline == NULL)
 		return -1;
 	evsignal_add(w->ev_sigterm, NULL);
 	evsignal_add(w->ev_sigint, NULL);
+	evsignal_add(w->ev_sighup, NULL);
 	return 0;
 }
 
@@ -123,6 +127,8 @@ worker_free(struct worker *w)
 		event_free(w->ev_sigterm);
 	if (w->ev_sigint != NULL)
 		event_free(w->ev_sigint);
+	if (w->ev_sighup != NULL)
+		event_free(w->ev_sighup);
 	if (w->ev_deadline != NULL)
 		event_free(w->ev_deadline);
 	if (w->base != NULL)
@@ -146,6 +152,37 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	http_stop_accepting(w->http);
 	evtimer_add(w->ev_deadline, &deadline);
 	store_drain(w->store, on_drained, w);
+}
+
+/*
+ * Rotation without downtime: only secrets and the log level change, in
+ * place, between two events; connections and pushes in flight carry on.
+ * A file that no longer loads changes nothing.
+ */
+static void
+on_reload(evutil_socket_t sig, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct config fresh;
+	enum log_level level;
+	char err[512];
+	size_t n;
+
+	(void)sig;
+	(void)what;
+	if (config_load(w->cfg->file, &fresh, err, sizeof(err)) < 0) {
+		log_event(LOG_ERROR, "reload_failed", "%s; keeping the running configuration",
+			  err);
+		return;
+	}
+	n = config_adopt_secrets(w->cfg, &fresh);
+	config_free(&fresh);
+	if (log_parse_level(w->cfg->log.level, &level) == 0)
+		log_set_level(level);
+	log_event(LOG_INFO, "reloaded",
+		  "secrets of %zu app(s) and the log level reloaded from %s (other changes "
+		  "need a restart)",
+		  n, w->cfg->file);
 }
 
 static void

@@ -1,6 +1,7 @@
 /*
  * server.h - `receiver serve`: one event loop with its HTTP server and its
- * database connection, until SIGTERM or SIGINT.
+ * database connections, until SIGTERM or SIGINT.  SIGHUP re-reads the
+ * configuration file and takes the apps' secrets and the log level from it.
  */
 #ifndef RECEIVER_SERVER_H
 #define RECEIVER_SERVER_H
@@ -8,6 +9,6 @@
 #include "config.h"
 
 /* Serve until told to stop.  Returns the process exit status. */
-int server_run(const struct config *cfg);
+int server_run(struct config *cfg);
 
 #endif

@@ -455,14 +455,16 @@ def render_config(listen, db_url, extra=None):
     return "\n".join(out)
 
 
-def run_receiver(args, timeout=30, env=None):
-    """Run the binary to completion; returns CompletedProcess (text)."""
+def run_receiver(args, timeout=30, env=None, input_text=None):
+    """Run the binary to completion (INPUT_TEXT on its stdin); returns
+    CompletedProcess (text)."""
     e = dict(os.environ)
     e.pop("DATABASE_URL", None)
     if env:
         e.update(env)
     return subprocess.run([receiver_bin()] + args, capture_output=True, text=True,
-                          timeout=timeout, env=e)
+                          timeout=timeout, env=e, input=input_text,
+                          stdin=None if input_text is not None else subprocess.DEVNULL)
 
 
 def sanitizer_report(text):
