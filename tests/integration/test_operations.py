@@ -129,3 +129,23 @@ class OperationsTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("&_dj_signature=B7921195E2E67B30BDF6B945BB94E391BBE2DD27", r.stdout)
         self.assertEqual(self.rx.post(SHOP["path"], r.stdout.strip().encode())[0], 200)
+
+    def test_audit_views_answer_the_operators_questions(self):
+        o = new_order_id()
+        m = new_msg_id()
+        self.assertEqual(self.rx.push(envelope(m, order_id=o))[0], 200)
+        self.assertEqual(self.rx.push(envelope(new_msg_id(), order_id=o),
+                                      secret="wrong-secret")[0], 401)
+        rows = self.db.sql("SELECT kind, ref::text, status FROM order_timeline"
+                           " WHERE order_id = %d" % o)
+        self.assertEqual([tuple(r) for r in rows], [("message", str(m), "waitsellersend")])
+        wait_for(lambda: self.db.value("SELECT error FROM recent_rejections"
+                                       " WHERE http_status = 401 LIMIT 1"), 5,
+                 what="the rejection in recent_rejections")
+        self.assertEqual(self.db.value("SELECT error FROM recent_rejections"
+                                       " WHERE http_status = 401 LIMIT 1"), "bad signature")
+        self.db.sql("UPDATE reconcile_jobs SET state = 'dead', attempts = 8,"
+                    " last_error = 'HTTP 500 from the trade API' WHERE order_id = %d" % o)
+        self.assertEqual(self.db.value("SELECT last_error FROM stuck_jobs"
+                                       " WHERE order_id = %d" % o),
+                         "HTTP 500 from the trade API")
