@@ -125,10 +125,13 @@ BEGIN
 
         -- One job per order, however many messages named it; a job that
         -- already waits counts one more request; a dead one comes back.
+        -- From the batch itself, not a join: nothing here may read more
+        -- than the batch, however large the tables grow.
         INSERT INTO reconcile_jobs AS j (order_id, app)
-        SELECT DISTINCT ON (o.order_id) o.order_id, t.app
-        FROM trade_event_orders AS o JOIN trade_events AS t USING (msg_id)
-        WHERE o.msg_id = ANY (new_ids)
+        SELECT DISTINCT ON (o.id::bigint) o.id::bigint, d->>'app'
+        FROM jsonb_array_elements(batch) AS d, LATERAL (SELECT d->'ev' AS e) AS x,
+             jsonb_array_elements_text(e->'orders') AS o(id)
+        WHERE jsonb_typeof(e) = 'object' AND (e->>'msg_id')::bigint = ANY (new_ids)
         ON CONFLICT (order_id) DO UPDATE
             SET generation = j.generation + 1,
                 requested_at = now(),
