@@ -108,6 +108,7 @@ static const struct field server_fields[] = {
     SIZE("max_body_bytes", struct server_config, max_body_bytes, 1024, 67108864),
     SIZE("max_pending", struct server_config, max_pending, 1, 1000000),
     INT("request_timeout_s", struct server_config, request_timeout_s, 1, 3600),
+    INT("workers", struct server_config, workers, 1, 64),
 };
 
 static const struct field database_fields[] = {
@@ -521,6 +522,7 @@ set_defaults(struct config *cfg)
 	cfg->server.max_body_bytes = 262144;
 	cfg->server.max_pending = 4096;
 	cfg->server.request_timeout_s = 10;
+	cfg->server.workers = 1;
 
 	cfg->database.max_batch = 256;
 	cfg->database.commit_timeout_ms = 5000;

@@ -22,6 +22,9 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +36,7 @@
 #include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
 #include "http.h"
 #include "log.h"
@@ -42,6 +46,7 @@
 #define FORM_CONTENT_TYPE "application/x-www-form-urlencoded"
 #define MAX_HEADERS_BYTES 16384
 #define RETRY_AFTER_S	  "5"
+#define LISTEN_BACKLOG	  1024
 
 const int http_status_kinds[HTTP_STATUS_KINDS] = {200, 400, 401, 404, 405,
 						       413, 415, 500, 503, 0};
@@ -52,6 +57,8 @@ struct http {
 	struct store *store;
 	struct evhttp *evhttp;
 	struct evhttp_bound_socket *bound;
+	struct evconnlistener *listener; /* bound's, while accepting */
+	struct event *ev_resume;         /* re-enables accepting after an error */
 	unsigned int id_prefix; /* makes request ids unique across restarts */
 	unsigned long long next_id;
 	struct http_stats stats;
@@ -60,6 +67,8 @@ struct http {
 };
 
 static void on_request(struct evhttp_request *req, void *arg);
+static void on_accept_error(struct evconnlistener *listener, void *arg);
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg);
 static struct bufferevent *on_connection(struct event_base *base, void *arg);
 static void watch_replies(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg);
 static void serve_health(struct http *h, struct evhttp_request *req, const char *path);
@@ -121,35 +130,96 @@ http_new(struct event_base *base, const struct config *cfg, struct store *store)
 	return h;
 }
 
+/*
+ * The listening socket is made here rather than by evhttp so that several
+ * worker processes can each bind the same port (SO_REUSEPORT: the kernel
+ * spreads connections across them), and so that running out of file
+ * descriptors pauses accepting instead of spinning (on_accept_error).
+ */
 int
 http_listen(struct http *h, char *err, size_t errlen)
 {
+	const char *addr = h->cfg->server.listen, *colon = strrchr(addr, ':');
+	static const struct timeval one_second = {1, 0};
+	struct addrinfo hints = {0}, *ai = NULL;
 	char host[256];
-	const char *listen = h->cfg->server.listen, *colon = strrchr(listen, ':');
 	size_t hostlen;
+	evutil_socket_t fd;
+	int one = 1, rc;
 
 	if (colon == NULL) {
 		snprintf(err, errlen, "server.listen: expected host:port");
 		return -1;
 	}
-	hostlen = (size_t)(colon - listen);
-	if (hostlen >= 2 && listen[0] == '[' && listen[hostlen - 1] == ']') {
-		listen++;
+	hostlen = (size_t)(colon - addr);
+	if (hostlen >= 2 && addr[0] == '[' && addr[hostlen - 1] == ']') {
+		addr++;
 		hostlen -= 2;
 	}
 	if (hostlen >= sizeof(host)) {
 		snprintf(err, errlen, "server.listen: host too long");
 		return -1;
 	}
-	memcpy(host, listen, hostlen);
+	memcpy(host, addr, hostlen);
 	host[hostlen] = '\0';
-	h->bound = evhttp_bind_socket_with_handle(h->evhttp, host, (ev_uint16_t)atoi(colon + 1));
-	if (h->bound == NULL) {
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	rc = getaddrinfo(host, colon + 1, &hints, &ai);
+	if (rc != 0) {
 		snprintf(err, errlen, "cannot listen on %s: %s", h->cfg->server.listen,
-			 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+			 gai_strerror(rc));
 		return -1;
 	}
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (h->cfg->server.workers > 1 &&
+	     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0 ||
+	    (h->bound = evhttp_accept_socket_with_handle(h->evhttp, fd)) == NULL) {
+		snprintf(err, errlen, "cannot listen on %s: %s", h->cfg->server.listen,
+			 strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(ai);
+		return -1;
+	}
+	freeaddrinfo(ai);
+	h->listener = evhttp_bound_socket_get_listener(h->bound);
+	evconnlistener_set_error_cb(h->listener, on_accept_error);
+	h->ev_resume = event_new(h->base, -1, EV_PERSIST, on_accept_resume, h);
+	if (h->ev_resume == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	event_add(h->ev_resume, &one_second);
 	return 0;
+}
+
+/*
+ * accept() failed, most likely out of file descriptors.  Pause accepting,
+ * so that the connections we have can finish and free some, instead of
+ * being called again at once, forever; on_accept_resume() resumes within a
+ * second.  (The argument is evhttp's, so only the listener is at hand.)
+ */
+static void
+on_accept_error(struct evconnlistener *listener, void *arg)
+{
+	(void)arg;
+	evconnlistener_disable(listener);
+	log_event(LOG_WARN, "accept_failed", "%s; pausing accepting for a second",
+		  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
+static void
+on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct http *h = arg;
+
+	(void)fd;
+	(void)what;
+	if (h->listener != NULL)
+		evconnlistener_enable(h->listener);
 }
 
 void
@@ -158,7 +228,10 @@ http_stop_accepting(struct http *h)
 	if (h->bound != NULL) {
 		evhttp_del_accept_socket(h->evhttp, h->bound);
 		h->bound = NULL;
+		h->listener = NULL;
 	}
+	if (h->ev_resume != NULL)
+		event_del(h->ev_resume);
 }
 
 void
@@ -179,6 +252,8 @@ http_free(struct http *h)
 {
 	if (h == NULL)
 		return;
+	if (h->ev_resume != NULL)
+		event_free(h->ev_resume);
 	evhttp_free(h->evhttp);
 	free(h->stats.requests);
 	free(h);

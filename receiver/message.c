@@ -410,6 +410,16 @@ message_load_object(const char *text, size_t len, json_t **root, bool *big, char
 		set_err(err, errlen, "not a JSON object");
 		return -1;
 	}
+	/*
+	 * JSON has no place for a raw NUL byte, but jansson silently drops one
+	 * that directly follows a number or a literal ("1\0,") and accepts the
+	 * text.  PostgreSQL gets the text as a C string: it would see it cut
+	 * short and fail the whole batch.
+	 */
+	if (memchr(text, '\0', len) != NULL) {
+		set_err(err, errlen, "invalid JSON: NUL byte");
+		return -1;
+	}
 	if (scan_numbers(text, len, NULL, 0, &n_big) < 0) {
 		set_err(err, errlen, "number out of range");
 		return -1;

@@ -7,9 +7,14 @@
  * answered 503), then give the loop a moment to write the last replies
  * before the connections are closed.  A deadline bounds the whole thing.
  */
+#include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -37,7 +42,11 @@ struct worker {
 	bool stopping;
 };
 
-static int worker_init(struct worker *w, struct config *cfg);
+static int supervise(struct config *cfg);
+static pid_t spawn(struct config *cfg, int index, const sigset_t *mask);
+static void stop_all(pid_t *pids, int n, bool *stopping);
+static int worker_run(struct config *cfg, int index);
+static int worker_init(struct worker *w, struct config *cfg, bool reconciles);
 static void worker_free(struct worker *w);
 static void on_signal(evutil_socket_t sig, short what, void *arg);
 static void on_reload(evutil_socket_t sig, short what, void *arg);
@@ -48,12 +57,115 @@ static void render_metrics(struct evbuffer *out, void *arg);
 int
 server_run(struct config *cfg)
 {
+	signal(SIGPIPE, SIG_IGN);
+	if (cfg->server.workers <= 1)
+		return worker_run(cfg, 0);
+	return supervise(cfg);
+}
+
+/*
+ * Several workers: this process only starts them, passes signals on, and
+ * restarts one that dies.  Each worker binds the port itself with
+ * SO_REUSEPORT and has its own loop and database connections; only worker
+ * 0 reconciles, so the trade API's limits hold per receiver, not per
+ * worker.  Signals are taken synchronously (sigwait): nothing else runs.
+ */
+static int
+supervise(struct config *cfg)
+{
+	pid_t pids[64] = {0};
+	time_t started[64] = {0};
+	sigset_t set, old;
+	int n = cfg->server.workers, alive = 0, rc = 0, sig;
+	bool stopping = false;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, &old);
+	for (int i = 0; i < n; i++) {
+		pids[i] = spawn(cfg, i, &old);
+		started[i] = time(NULL);
+		alive += pids[i] > 0;
+	}
+	log_event(LOG_INFO, "supervising", "%d workers on %s", alive, cfg->server.listen);
+	while (alive > 0 && sigwait(&set, &sig) == 0) {
+		if (sig == SIGCHLD) {
+			pid_t pid;
+			int status;
+
+			while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+				int i = 0;
+
+				while (i < n && pids[i] != pid)
+					i++;
+				if (i == n)
+					continue;
+				alive--;
+				pids[i] = 0;
+				if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+					rc = 1;
+				if (stopping)
+					continue;
+				log_event(LOG_ERROR, "worker_died", "worker %d (pid %d) %s %d", i,
+					  (int)pid, WIFEXITED(status) ? "exited" : "killed by signal",
+					  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+				/* One that cannot even start would only die again. */
+				if (time(NULL) - started[i] < 2) {
+					stop_all(pids, n, &stopping);
+					continue;
+				}
+				pids[i] = spawn(cfg, i, &old);
+				started[i] = time(NULL);
+				alive += pids[i] > 0;
+				rc = 0;
+			}
+		} else if (sig == SIGHUP) {
+			for (int i = 0; i < n; i++)
+				if (pids[i] > 0)
+					kill(pids[i], SIGHUP);
+		} else {
+			stop_all(pids, n, &stopping);
+		}
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
+static pid_t
+spawn(struct config *cfg, int index, const sigset_t *mask)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		sigprocmask(SIG_SETMASK, mask, NULL);
+		_exit(worker_run(cfg, index));
+	}
+	if (pid < 0)
+		log_event(LOG_ERROR, "fork_failed", "worker %d: %s", index, strerror(errno));
+	return pid;
+}
+
+static void
+stop_all(pid_t *pids, int n, bool *stopping)
+{
+	*stopping = true;
+	for (int i = 0; i < n; i++)
+		if (pids[i] > 0)
+			kill(pids[i], SIGTERM);
+}
+
+/* One worker: its own event loop, listener and database connections. */
+static int
+worker_run(struct config *cfg, int index)
+{
 	struct worker w;
 	char err[256];
 	int rc = 1;
 
-	signal(SIGPIPE, SIG_IGN);
-	if (worker_init(&w, cfg) < 0)
+	if (worker_init(&w, cfg, index == 0) < 0)
 		goto out;
 	if (http_listen(w.http, err, sizeof(err)) < 0) {
 		log_event(LOG_ERROR, "listen_failed", "%s", err);
@@ -62,10 +174,11 @@ server_run(struct config *cfg)
 	store_start(w.store);
 	if (w.reconciler != NULL)
 		reconciler_start(w.reconciler);
-	log_event(LOG_INFO, "serving", "listening on %s, %zu app(s), schema version %d",
-		  cfg->server.listen, cfg->n_apps, migrate_latest_version());
+	log_event(LOG_INFO, "serving", "worker %d listening on %s, %zu app(s), schema version %d%s",
+		  index, cfg->server.listen, cfg->n_apps, migrate_latest_version(),
+		  w.reconciler != NULL ? ", reconciling" : "");
 	event_base_dispatch(w.base);
-	log_event(LOG_INFO, "stopped", "shutdown complete");
+	log_event(LOG_INFO, "stopped", "worker %d: shutdown complete", index);
 	rc = 0;
 out:
 	worker_free(&w);
@@ -73,7 +186,7 @@ out:
 }
 
 static int
-worker_init(struct worker *w, struct config *cfg)
+worker_init(struct worker *w, struct config *cfg, bool reconciles)
 {
 	memset(w, 0, sizeof(*w));
 	w->cfg = cfg;
@@ -87,7 +200,7 @@ worker_init(struct worker *w, struct config *cfg)
 	w->http = http_new(w->base, cfg, w->store);
 	if (w->http != NULL)
 		http_set_metrics(w->http, render_metrics, w);
-	if (cfg->reconcile.enabled) {
+	if (cfg->reconcile.enabled && reconciles) {
 		char err[256];
 
 		w->reconciler = reconciler_new(w->base, cfg, migrate_latest_version(), err,

@@ -133,6 +133,7 @@ listen = "127.0.0.1:$httpport"
 max_body_bytes = 262144
 max_pending = 4096
 request_timeout_s = 10
+workers = ${BENCH_WORKERS:-1}
 
 [database]
 url = "$2"

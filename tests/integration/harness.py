@@ -481,6 +481,8 @@ _rx_ids = itertools.count(1)
 class Receiver:
     """One `receiver serve` process on a free port, for DB."""
 
+    wrapper = ()  # a command to run it under, e.g. ("valgrind", ...)
+
     def __init__(self, db, extra=None, migrate=True, start=True):
         self.db = db
         self.extra = extra or {}
@@ -523,7 +525,8 @@ class Receiver:
             env.pop("DATABASE_URL", None)
             self._stderr = open(self.stderr_path, "ab")
             self.proc = _register(subprocess.Popen(
-                [receiver_bin(), "serve", "-c", self.config], stdin=subprocess.DEVNULL,
+                list(self.wrapper) + [receiver_bin(), "serve", "-c", self.config],
+                stdin=subprocess.DEVNULL,
                 stdout=self._stderr, stderr=self._stderr, env=env))
             self.returncode = None
             deadline = time.monotonic() + timeout
