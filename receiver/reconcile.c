@@ -141,6 +141,7 @@ static void job_fail_recorded(struct reconciler *r, void *ctx, const PGresult *r
 static void job_end(struct job *job, bool ok, const char *text);
 static int check_record(const struct job *job, json_t *answer, char *why, size_t whylen);
 static int backoff_ms(const struct reconcile_config *rc, int attempts);
+static long lease_for(const struct config *cfg, size_t ahead);
 static void count_jobs(struct reconciler *r);
 static void jobs_counted(struct reconciler *r, void *ctx, const PGresult *res,
 			 const char *error);
@@ -405,9 +406,7 @@ claim(struct reconciler *r)
 	if (!r->background || r->claiming || !db_up(r->db) || r->jobs_running >= slots)
 		return;
 	slots -= r->jobs_running;
-	/* Long enough for the slowest of them to start (rate limit) and time out. */
-	lease_ms = (long)cfg->upstream.timeout_ms + (long)slots * 1000 / cfg->upstream.max_rps +
-		   LEASE_MARGIN_MS;
+	lease_ms = lease_for(cfg, upstream_pending(r->upstream) + slots);
 	snprintf(limit, sizeof(limit), "%zu", slots);
 	snprintf(lease, sizeof(lease), "%ld", lease_ms);
 	r->claiming = true;
@@ -555,11 +554,17 @@ job_failed(struct job *job, const char *why, bool permanent)
 	char gen[24], retry[16], max[16];
 
 	job->r->stats.failed++;
-	log_event(permanent ? LOG_ERROR : LOG_WARN, "fetch_failed", "order %s (attempt %d): %s%s",
-		  job->order_text, job->attempts, why,
-		  permanent ? " - retrying cannot fix this" : "");
+	if (job->generation < 0)
+		log_event(LOG_WARN, "fetch_failed", "order %s: %s", job->order_text, why);
+	else
+		log_event(permanent ? LOG_ERROR : LOG_WARN, "fetch_failed",
+			  "order %s (attempt %d): %s%s", job->order_text, job->attempts, why,
+			  permanent ? " - retrying cannot fix this" : "");
 	if (job->generation < 0 || job->r->db == NULL) {
-		job_end(job, false, why);
+		char text[320];
+
+		snprintf(text, sizeof(text), "%s: %s", job->order_text, why);
+		job_end(job, false, text);
 		return;
 	}
 	snprintf(gen, sizeof(gen), "%lld", job->generation);
@@ -596,6 +601,24 @@ job_end(struct job *job, bool ok, const char *text)
 	free(job);
 	if (r->db != NULL)
 		claim(r);
+}
+
+/*
+ * How long a claimed job may take: the last of AHEAD calls (every call
+ * queued or running in the client, this claim's included) starts only when
+ * the rate limit and the concurrency cap let it - at worst after each
+ * earlier wave of max_concurrency calls timed out - and may then take
+ * timeout_ms itself.  Past the lease another receiver may claim the job,
+ * so the lease must never run out before the fetch has ended.
+ */
+static long
+lease_for(const struct config *cfg, size_t ahead)
+{
+	const struct upstream_config *u = &cfg->upstream;
+	long waves = (long)(ahead / (size_t)u->max_concurrency) + 1;
+
+	return (long)ahead * 1000 / u->max_rps + (waves + 1) * (long)u->timeout_ms +
+	       LEASE_MARGIN_MS;
 }
 
 /* Exponential from backoff_min_ms, capped, then jittered to [d/2, d]. */

@@ -747,7 +747,7 @@ api_ok(struct fake *f, struct answer *a, json_t *data)
 			"timestamp", (json_int_t)clock_ms(CLOCK_REALTIME), "traceId", trace);
 	a->status = HTTP_OK;
 	a->content_type = JSON_TYPE;
-	a->body = env != NULL ? json_dumps(env, JSON_COMPACT) : NULL;
+	a->body = env != NULL ? json_dumps(env, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
 	json_decref(env);
 	if (a->body == NULL)
 		set_text(a, HTTP_INTERNAL, "out of memory", TEXT_TYPE);
@@ -765,7 +765,7 @@ api_error(struct fake *f, struct answer *a, int code, const char *message)
 			"timestamp", (json_int_t)clock_ms(CLOCK_REALTIME), "traceId", trace);
 	a->status = HTTP_OK;
 	a->content_type = JSON_TYPE;
-	a->body = env != NULL ? json_dumps(env, JSON_COMPACT) : NULL;
+	a->body = env != NULL ? json_dumps(env, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
 	json_decref(env);
 	if (a->body == NULL)
 		set_text(a, HTTP_INTERNAL, "out of memory", TEXT_TYPE);
@@ -1155,7 +1155,7 @@ reply(struct evhttp_request *req, int status, const char *type, const char *body
 static void
 reply_json(struct evhttp_request *req, int status, json_t *body)
 {
-	char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+	char *text = body != NULL ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
 
 	json_decref(body);
 	if (text == NULL) {
