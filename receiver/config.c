@@ -75,6 +75,7 @@ static int resolve(struct loader *ld, int line, const char *key, const struct to
 		   char **out);
 static const char *check_nonempty(const char *s);
 static const char *check_listen(const char *s);
+static const char *check_listen_or_empty(const char *s);
 static const char *check_app_name(const char *s);
 static const char *check_app_path(const char *s);
 static const char *check_base_url(const char *s);
@@ -109,6 +110,7 @@ static const struct field server_fields[] = {
     SIZE("max_pending", struct server_config, max_pending, 1, 1000000),
     INT("request_timeout_s", struct server_config, request_timeout_s, 1, 3600),
     INT("workers", struct server_config, workers, 1, 64),
+    STRING("admin_listen", struct server_config, admin_listen, check_listen_or_empty, false),
 };
 
 static const struct field database_fields[] = {
@@ -385,6 +387,13 @@ check_nonempty(const char *s)
 	return *s == '\0' ? "must not be empty" : NULL;
 }
 
+/* "" turns the admin listener off. */
+static const char *
+check_listen_or_empty(const char *s)
+{
+	return s[0] == '\0' ? NULL : check_listen(s);
+}
+
 static const char *
 check_listen(const char *s)
 {
@@ -523,6 +532,7 @@ set_defaults(struct config *cfg)
 	cfg->server.max_pending = 4096;
 	cfg->server.request_timeout_s = 10;
 	cfg->server.workers = 1;
+	cfg->server.admin_listen = strdup("");
 
 	cfg->database.max_batch = 256;
 	cfg->database.commit_timeout_ms = 5000;
@@ -544,7 +554,8 @@ set_defaults(struct config *cfg)
 	cfg->log.level = strdup("info");
 
 	if (cfg->server.listen == NULL || cfg->upstream.base_url == NULL ||
-	    cfg->upstream.ca_file == NULL || cfg->log.level == NULL) {
+	    cfg->upstream.ca_file == NULL || cfg->log.level == NULL ||
+	    cfg->server.admin_listen == NULL) {
 		return -1;
 	}
 	return 0;
@@ -898,6 +909,7 @@ config_free(struct config *cfg)
 	}
 	free(cfg->file);
 	wipe_free(cfg->server.listen);
+	wipe_free(cfg->server.admin_listen);
 	wipe_free(cfg->database.url);
 	for (size_t i = 0; i < cfg->n_apps; i++) {
 		struct app_config *app = &cfg->apps[i];

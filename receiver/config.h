@@ -35,6 +35,7 @@ struct server_config {
 	size_t max_pending;    /* pushes waiting for a commit; default 4096 */
 	int request_timeout_s; /* read/write timeout per connection; default 10 */
 	int workers;           /* processes sharing the port (SO_REUSEPORT); default 1 */
+	char *admin_listen;    /* "host:port" for /metrics, /healthz, /readyz; "" = off */
 };
 
 struct database_config {

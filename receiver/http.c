@@ -59,6 +59,7 @@ struct http {
 	struct evhttp_bound_socket *bound;
 	struct evconnlistener *listener; /* bound's, while accepting */
 	struct event *ev_resume;         /* re-enables accepting after an error */
+	struct evhttp *admin;            /* [server] admin_listen, or NULL */
 	unsigned int id_prefix; /* makes request ids unique across restarts */
 	unsigned long long next_id;
 	struct http_stats stats;
@@ -67,6 +68,9 @@ struct http {
 };
 
 static void on_request(struct evhttp_request *req, void *arg);
+static void on_admin_request(struct evhttp_request *req, void *arg);
+static evutil_socket_t open_listener(const char *addr, bool reuseport, char *err,
+				     size_t errlen);
 static void on_accept_error(struct evconnlistener *listener, void *arg);
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg);
 static struct bufferevent *on_connection(struct event_base *base, void *arg);
@@ -139,52 +143,18 @@ http_new(struct event_base *base, const struct config *cfg, struct store *store)
 int
 http_listen(struct http *h, char *err, size_t errlen)
 {
-	const char *addr = h->cfg->server.listen, *colon = strrchr(addr, ':');
 	static const struct timeval one_second = {1, 0};
-	struct addrinfo hints = {0}, *ai = NULL;
-	char host[256];
-	size_t hostlen;
-	evutil_socket_t fd;
-	int one = 1, rc;
+	evutil_socket_t fd = open_listener(h->cfg->server.listen, h->cfg->server.workers > 1, err,
+					   errlen);
 
-	if (colon == NULL) {
-		snprintf(err, errlen, "server.listen: expected host:port");
+	if (fd < 0)
+		return -1;
+	h->bound = evhttp_accept_socket_with_handle(h->evhttp, fd);
+	if (h->bound == NULL) {
+		snprintf(err, errlen, "cannot listen on %s", h->cfg->server.listen);
+		close(fd);
 		return -1;
 	}
-	hostlen = (size_t)(colon - addr);
-	if (hostlen >= 2 && addr[0] == '[' && addr[hostlen - 1] == ']') {
-		addr++;
-		hostlen -= 2;
-	}
-	if (hostlen >= sizeof(host)) {
-		snprintf(err, errlen, "server.listen: host too long");
-		return -1;
-	}
-	memcpy(host, addr, hostlen);
-	host[hostlen] = '\0';
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	rc = getaddrinfo(host, colon + 1, &hints, &ai);
-	if (rc != 0) {
-		snprintf(err, errlen, "cannot listen on %s: %s", h->cfg->server.listen,
-			 gai_strerror(rc));
-		return -1;
-	}
-	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    (h->cfg->server.workers > 1 &&
-	     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0 ||
-	    (h->bound = evhttp_accept_socket_with_handle(h->evhttp, fd)) == NULL) {
-		snprintf(err, errlen, "cannot listen on %s: %s", h->cfg->server.listen,
-			 strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		freeaddrinfo(ai);
-		return -1;
-	}
-	freeaddrinfo(ai);
 	h->listener = evhttp_bound_socket_get_listener(h->bound);
 	evconnlistener_set_error_cb(h->listener, on_accept_error);
 	h->ev_resume = event_new(h->base, -1, EV_PERSIST, on_accept_resume, h);
@@ -194,6 +164,80 @@ http_listen(struct http *h, char *err, size_t errlen)
 	}
 	event_add(h->ev_resume, &one_second);
 	return 0;
+}
+
+/*
+ * [server] admin_listen: /metrics, /healthz and /readyz on their own
+ * address (then /metrics is not served on the public one), so monitoring
+ * needs no hole in the proxy.
+ */
+int
+http_listen_admin(struct http *h, char *err, size_t errlen)
+{
+	evutil_socket_t fd;
+
+	if (h->cfg->server.admin_listen[0] == '\0')
+		return 0;
+	fd = open_listener(h->cfg->server.admin_listen, false, err, errlen);
+	if (fd < 0)
+		return -1;
+	h->admin = evhttp_new(h->base);
+	if (h->admin == NULL || evhttp_accept_socket(h->admin, fd) != 0) {
+		snprintf(err, errlen, "cannot listen on %s", h->cfg->server.admin_listen);
+		close(fd);
+		return -1;
+	}
+	evhttp_set_timeout(h->admin, h->cfg->server.request_timeout_s);
+	evhttp_set_allowed_methods(h->admin, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	evhttp_set_gencb(h->admin, on_admin_request, h);
+	return 0;
+}
+
+/* A non-blocking listening socket bound to ADDR ("host:port", "[v6]:port"). */
+static evutil_socket_t
+open_listener(const char *addr, bool reuseport, char *err, size_t errlen)
+{
+	struct addrinfo hints = {0}, *ai = NULL;
+	const char *colon = strrchr(addr, ':'), *name = addr;
+	char host[256];
+	size_t hostlen;
+	evutil_socket_t fd;
+	int one = 1, rc;
+
+	if (colon == NULL) {
+		snprintf(err, errlen, "%s: expected host:port", addr);
+		return -1;
+	}
+	hostlen = (size_t)(colon - name);
+	if (hostlen >= 2 && name[0] == '[' && name[hostlen - 1] == ']') {
+		name++;
+		hostlen -= 2;
+	}
+	if (hostlen >= sizeof(host)) {
+		snprintf(err, errlen, "%s: host too long", addr);
+		return -1;
+	}
+	memcpy(host, name, hostlen);
+	host[hostlen] = '\0';
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	rc = getaddrinfo(host, colon + 1, &hints, &ai);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", addr, gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
 }
 
 /*
@@ -254,6 +298,8 @@ http_free(struct http *h)
 		return;
 	if (h->ev_resume != NULL)
 		event_free(h->ev_resume);
+	if (h->admin != NULL)
+		evhttp_free(h->admin);
 	evhttp_free(h->evhttp);
 	free(h->stats.requests);
 	free(h);
@@ -276,7 +322,7 @@ on_request(struct evhttp_request *req, void *arg)
 		serve_health(h, req, path);
 		return;
 	}
-	if (strcmp(path, "/metrics") == 0 && h->metrics_fn != NULL) {
+	if (strcmp(path, "/metrics") == 0 && h->metrics_fn != NULL && h->admin == NULL) {
 		serve_metrics(h, req);
 		return;
 	}
@@ -299,6 +345,21 @@ on_request(struct evhttp_request *req, void *arg)
 		reply(req, d->request_id, HTTP_SERVUNAVAIL, "database unavailable, retry later\n");
 		delivery_free(d);
 	}
+}
+
+/* The admin listener: health and metrics, nothing else. */
+static void
+on_admin_request(struct evhttp_request *req, void *arg)
+{
+	struct http *h = arg;
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+
+	if (path != NULL && (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0))
+		serve_health(h, req, path);
+	else if (path != NULL && strcmp(path, "/metrics") == 0 && h->metrics_fn != NULL)
+		serve_metrics(h, req);
+	else
+		reply(req, "", HTTP_NOTFOUND, "not found\n");
 }
 
 static void

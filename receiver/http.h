@@ -43,6 +43,9 @@ const struct http_stats *http_get_stats(const struct http *h);
 /* Bind [server] listen.  Returns 0, or -1 with a reason in ERR. */
 int http_listen(struct http *h, char *err, size_t errlen);
 
+/* Bind [server] admin_listen, when set.  Returns 0, or -1 with ERR. */
+int http_listen_admin(struct http *h, char *err, size_t errlen);
+
 /* Close the listening socket; connections already open are still served. */
 void http_stop_accepting(struct http *h);
 

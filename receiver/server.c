@@ -167,7 +167,8 @@ worker_run(struct config *cfg, int index)
 
 	if (worker_init(&w, cfg, index == 0) < 0)
 		goto out;
-	if (http_listen(w.http, err, sizeof(err)) < 0) {
+	if (http_listen(w.http, err, sizeof(err)) < 0 ||
+	    (index == 0 && http_listen_admin(w.http, err, sizeof(err)) < 0)) {
 		log_event(LOG_ERROR, "listen_failed", "%s", err);
 		goto out;
 	}

@@ -2,12 +2,13 @@
 rotation, and the sign / verify tools, against the real binary and a real
 PostgreSQL (see harness.py)."""
 
+import http.client
 import os
 import signal
 import subprocess
 import unittest
 
-from harness import (PG, REPO, SHOP, VECTOR_MESSAGE, Receiver, envelope, new_msg_id, new_order_id,
+from harness import (PG, REPO, SHOP, VECTOR_MESSAGE, Receiver, free_port, envelope, new_msg_id, new_order_id,
                      run_receiver, signed_form, wait_for)
 
 # Debian's python3-prometheus-client (deploy/setup-debian.sh installs it);
@@ -149,3 +150,30 @@ class OperationsTest(unittest.TestCase):
         self.assertEqual(self.db.value("SELECT last_error FROM stuck_jobs"
                                        " WHERE order_id = %d" % o),
                          "HTTP 500 from the trade API")
+
+
+class AdminListenTest(unittest.TestCase):
+    """[server] admin_listen moves /metrics off the public listener."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.db = PG.create_database(cls.__name__)
+
+    def test_metrics_only_on_the_admin_address(self):
+        port = free_port()
+        rx = Receiver(self.db, extra={"server": {"admin_listen": "127.0.0.1:%d" % port}})
+        try:
+            self.assertEqual(rx.push(envelope(new_msg_id()))[0], 200)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            for path, want in (("/metrics", 200), ("/healthz", 200), ("/readyz", 200),
+                               (SHOP["path"], 404)):
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                body = resp.read()
+                self.assertEqual(resp.status, want, path)
+                if path == "/metrics":
+                    self.assertIn(b'receiver_requests_total{app="shop",status="200"} 1', body)
+            conn.close()
+            self.assertEqual(rx.get("/metrics")[0], 404, "metrics must leave the public port")
+        finally:
+            rx.stop()
