@@ -838,6 +838,56 @@ class TestBackpressure(ReceiverTest):
             "SELECT msg_id FROM trade_events WHERE msg_id = %d" % extra))
 
 
+class TestStatementFailure(ReceiverTest):
+    """A statement failing mid-batch: the whole batch is answered 503 and
+    nothing of it is written; the next batch is fine."""
+
+    def test_failing_statement_fails_the_whole_batch_and_writes_nothing(self):
+        poison = new_msg_id()
+        self.db.sql(
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF NEW.msg_id = %d THEN RAISE EXCEPTION 'injected failure'; END IF;"
+            " RETURN NEW; END $$;"
+            " CREATE TRIGGER poison BEFORE INSERT ON trade_event_orders"
+            " FOR EACH ROW EXECUTE FUNCTION poison();" % poison)
+        try:
+            results = {}
+
+            def client(m):
+                results[m] = self.rx.push(envelope(m, order_id=new_order_id()), timeout=20)
+
+            blocker = new_msg_id()
+            batch = [new_msg_id(), poison, new_msg_id()]
+            with LockSession(self.db) as lock:
+                first = threading.Thread(target=client, args=(blocker,))
+                first.start()
+                wait_for(lambda: self.db.waiting_ingests() >= 1, 5, interval=0.02,
+                         what="the first batch to wait for the lock")
+                ts = [threading.Thread(target=client, args=(m,)) for m in batch]
+                for t in ts:
+                    t.start()
+                time.sleep(0.3)  # all three queue for the same next batch
+                lock.release()
+            for t in [first] + ts:
+                t.join(20)
+            self.assertEqual(results[blocker][0], 200)
+            for m in batch:
+                self.assertEqual(results[m][0], 503, "msg %d in the failed batch" % m)
+                self.assertIsNotNone(results[m][1].get("Retry-After"))
+            self.assertEqual(int(self.db.value(
+                "SELECT count(*) FROM trade_events WHERE msg_id = ANY(%s)" % sql_list(batch))),
+                0, "half of the failed batch was written")
+            self.assertEqual(int(self.db.value(
+                "SELECT count(*) FROM deliveries WHERE msg_id = ANY(%s)" % sql_list(batch))), 0)
+            self.assertIn("injected failure", self.rx.log_text())
+            # The pusher retries; the good ones go through, alone.
+            for m in (batch[0], batch[2]):
+                self.assertSuccess(self.rx.push(envelope(m, order_id=new_order_id())))
+            self.assertEqual(self.rx.get("/readyz")[0], 200)
+        finally:
+            self.db.sql("DROP TRIGGER poison ON trade_event_orders; DROP FUNCTION poison()")
+
+
 class TestSlowClient(ReceiverTest):
     """A client that sends half a request does not hold up anyone else."""
 
