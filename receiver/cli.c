@@ -38,6 +38,9 @@ struct run {
 static const struct app_config *pick_app(const struct config *cfg, const char *name);
 static int parse_order_id(const char *text, int64_t *id);
 static int parse_date(const char *text, time_t *t);
+static struct reconciler *run_start(struct run *run, const struct config *cfg,
+				     const char *what);
+static int run_finish(struct run *run, struct reconciler *r);
 static void one_done(void *arg, bool ok, const char *text);
 static int print_query(PGconn *conn, const char *title, const char *sql);
 static char *read_stdin(size_t *len);
@@ -50,7 +53,6 @@ cli_reconcile(const struct config *cfg, const struct cli_args *args)
 	const struct app_config *app = pick_app(cfg, args->app);
 	struct run run = {0};
 	struct reconciler *r;
-	char err[256];
 	int64_t id;
 
 	if (app == NULL)
@@ -66,26 +68,15 @@ cli_reconcile(const struct config *cfg, const struct cli_args *args)
 			return EXIT_USAGE;
 		}
 	}
-	run.base = event_base_new();
-	r = run.base != NULL ? reconciler_new(run.base, cfg, migrate_latest_version(), err,
-					       sizeof(err))
-			     : NULL;
-	if (r == NULL) {
-		fprintf(stderr, "receiver: reconcile: %s\n", run.base != NULL ? err : "no memory");
-		if (run.base != NULL)
-			event_base_free(run.base);
+	r = run_start(&run, cfg, "reconcile");
+	if (r == NULL)
 		return 1;
-	}
 	run.pending = args->n_rest;
 	for (int i = 0; i < args->n_rest; i++) {
 		parse_order_id(args->rest[i], &id);
 		reconciler_fetch(r, app, id, one_done, &run);
 	}
-	if (run.pending > 0)
-		event_base_dispatch(run.base);
-	reconciler_free(r);
-	event_base_free(run.base);
-	return run.failed > 0 ? 1 : 0;
+	return run_finish(&run, r);
 }
 
 int
@@ -95,7 +86,6 @@ cli_sweep(const struct config *cfg, const struct cli_args *args)
 	struct run run = {0};
 	struct reconciler *r;
 	time_t since, until = time(NULL);
-	char err[256];
 
 	if (app == NULL)
 		return EXIT_USAGE;
@@ -105,23 +95,12 @@ cli_sweep(const struct config *cfg, const struct cli_args *args)
 				"YYYY-MM-DD[THH:MM[:SS]] in Shanghai time, since <= until\n");
 		return EXIT_USAGE;
 	}
-	run.base = event_base_new();
-	r = run.base != NULL ? reconciler_new(run.base, cfg, migrate_latest_version(), err,
-					       sizeof(err))
-			     : NULL;
-	if (r == NULL) {
-		fprintf(stderr, "receiver: sweep: %s\n", run.base != NULL ? err : "no memory");
-		if (run.base != NULL)
-			event_base_free(run.base);
+	r = run_start(&run, cfg, "sweep");
+	if (r == NULL)
 		return 1;
-	}
 	run.pending = 1;
 	reconciler_sweep(r, app, since, until, one_done, &run);
-	if (run.pending > 0)
-		event_base_dispatch(run.base);
-	reconciler_free(r);
-	event_base_free(run.base);
-	return run.failed > 0 ? 1 : 0;
+	return run_finish(&run, r);
 }
 
 int
@@ -163,6 +142,35 @@ cli_jobs(const struct config *cfg, const struct cli_args *args)
 		rc = 1;
 	PQfinish(conn);
 	return rc;
+}
+
+/* A private event loop with the daemon's reconciler in it. */
+static struct reconciler *
+run_start(struct run *run, const struct config *cfg, const char *what)
+{
+	struct reconciler *r = NULL;
+	char err[256] = "out of memory";
+
+	run->base = event_base_new();
+	if (run->base != NULL)
+		r = reconciler_new(run->base, cfg, migrate_latest_version(), err, sizeof(err));
+	if (r == NULL) {
+		fprintf(stderr, "receiver: %s: %s\n", what, err);
+		if (run->base != NULL)
+			event_base_free(run->base);
+	}
+	return r;
+}
+
+/* Run until every piece of work reported; the exit status. */
+static int
+run_finish(struct run *run, struct reconciler *r)
+{
+	if (run->pending > 0)
+		event_base_dispatch(run->base);
+	reconciler_free(r);
+	event_base_free(run->base);
+	return run->failed > 0 ? 1 : 0;
 }
 
 static void
