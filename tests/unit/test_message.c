@@ -354,6 +354,46 @@ test_invalid_utf8_and_nul(void)
 	CHECK_STR(parse_err("{\"msgId\":1,\"type\":\"T\",\"u\":\"\xe4\xb8\xad\"}"), "accepted");
 }
 
+/*
+ * Found by tests/fuzz/fuzz_message: jansson drops a raw NUL byte right
+ * after a number or a literal and accepts the text, which PostgreSQL (given
+ * it as a C string) would then see cut short, failing the whole batch.
+ */
+static void
+test_raw_nul_after_token(void)
+{
+	/* Each text with its length, the NUL byte included. */
+	static const struct {
+		const char *text;
+		size_t len;
+	} cases[] = {
+#define TEXT(s) {s, sizeof(s) - 1}
+	    TEXT("{\"msgId\":1\0,\"type\":\"T\"}"),
+	    TEXT("{\"msgId\":1,\"type\":\"T\",\"ok\":true\0}"),
+	    TEXT("{\"msgId\":1,\"type\":\"T\",\"x\":[1,2e3\0]}"),
+	    TEXT("{\"msgId\":1,\"type\":\"T\",\"x\":99999999999999999999\0}"),
+#undef TEXT
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *text = cases[i].text;
+		size_t len = cases[i].len;
+		struct trade_event ev;
+		json_t *root = NULL;
+		bool big = false;
+
+		CHECK(memchr(text, '\0', len) != NULL);
+		CHECK_INT(message_parse(text, len, &ev, err, sizeof(err)), -1);
+		CHECK_STR(err, "invalid JSON: NUL byte");
+		CHECK(ev.type == NULL);
+		trade_event_free(&ev); /* only has work to do when the check failed */
+		CHECK_INT(message_load_object(text, len, &root, &big, err, sizeof(err)), -1);
+		CHECK_STR(err, "invalid JSON: NUL byte");
+		CHECK(root == NULL);
+		json_decref(root);
+	}
+}
+
 static void
 test_big_number_elsewhere(void)
 {
@@ -684,8 +724,9 @@ CHECK_MAIN("message", CHECK_TEST(test_order_pay_vector), CHECK_TEST(test_order_b
 	   CHECK_TEST(test_unknown_topic), CHECK_TEST(test_msg_id_forms),
 	   CHECK_TEST(test_type_required), CHECK_TEST(test_optional_strings_of_other_types),
 	   CHECK_TEST(test_not_an_object), CHECK_TEST(test_invalid_json),
-	   CHECK_TEST(test_invalid_utf8_and_nul), CHECK_TEST(test_big_number_elsewhere),
-	   CHECK_TEST(test_big_number_ids), CHECK_TEST(test_strings_untouched_by_sanitizer),
+	   CHECK_TEST(test_invalid_utf8_and_nul), CHECK_TEST(test_raw_nul_after_token),
+	   CHECK_TEST(test_big_number_elsewhere), CHECK_TEST(test_big_number_ids),
+	   CHECK_TEST(test_strings_untouched_by_sanitizer),
 	   CHECK_TEST(test_quoting_never_repairs_invalid_json),
 	   CHECK_TEST(test_number_out_of_range), CHECK_TEST(test_gmt_born_range),
 	   CHECK_TEST(test_msg_send_time), CHECK_TEST(test_invalid_order_ids_skipped),

@@ -1,0 +1,326 @@
+/*
+ * fuzz_message.c - libFuzzer target for message_parse() and
+ * message_load_object() (receiver/message.c).
+ *
+ * The input is a `message` value as decoded from the form: any bytes, not
+ * NUL-terminated (libFuzzer's buffer is exactly SIZE bytes, so ASan sees
+ * any over-read).
+ *
+ * Invariants checked (abort() when one fails):
+ *  - message_parse() returns 0 or -1;
+ *  - on success: type is non-NULL and non-empty; every string is valid
+ *    UTF-8 (store.c copies them into JSON unchecked); order ids are
+ *    positive and distinct, at most MESSAGE_MAX_ORDERS, and order_ids is
+ *    non-NULL when there are any; gmt_born_ms lies in 1970..9999 when
+ *    has_gmt_born and is 0 otherwise; msg_send_time is NULL or exactly
+ *    "YYYY-MM-DDTHH:MM:SS+08:00";
+ *  - on failure: err is non-empty printable ASCII and *ev is all zero;
+ *  - an accepted text, stored as it is and handed to PostgreSQL as a C
+ *    string, is valid UTF-8 without a NUL byte;
+ *  - message_load_object() agrees: when it fails, message_parse() fails
+ *    with the same reason, and *root is left NULL; when it succeeds, *root
+ *    is an object and message_parse() either succeeds (with the same
+ *    big_numbers) or fails for a reason about the envelope, not the JSON;
+ *  - an independent oracle for the big-number rewrite: jansson itself
+ *    locates each number it cannot hold (the error position), the number
+ *    is quoted only if a plain 0 is accepted in its place, and the text is
+ *    loaded again (a text with a raw NUL byte is never valid JSON, whatever
+ *    jansson says).  message_load_object() must accept exactly the texts
+ *    the oracle accepts (within the digit and exponent limits it enforces
+ *    first), produce an equal tree, and set big exactly when the oracle
+ *    quoted something.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "message.h"
+
+#include "fuzz.h"
+
+/* The oracle gives up (checks nothing) beyond this many quoted numbers. */
+#define ORACLE_MAX_QUOTES 64
+
+static bool valid_utf8(const char *s, size_t n);
+static bool valid_str(const char *s);
+static bool printable_ascii(const char *s);
+static bool is_json_number(const char *p, size_t n);
+static size_t number_start(const char *text, size_t end);
+static int oracle_load(const char *text, size_t len, json_t **root, size_t *n_quoted);
+static void check_event(const struct trade_event *ev);
+static void check_oracle(const char *text, size_t len, int rc, json_t *root, bool big);
+
+/*
+ * N bytes of well-formed UTF-8 without NUL: no overlong forms, surrogates
+ * or code points past U+10FFFF.  What PostgreSQL takes as text.
+ */
+static bool
+valid_utf8(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (size_t i = 0; i < n;) {
+		unsigned long cp, min;
+		size_t k;
+
+		if (p[i] == 0)
+			return false;
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if (p[i] >= 0xc2 && p[i] <= 0xdf)
+			k = 1, cp = p[i] & 0x1f, min = 0x80;
+		else if (p[i] >= 0xe0 && p[i] <= 0xef)
+			k = 2, cp = p[i] & 0x0f, min = 0x800;
+		else if (p[i] >= 0xf0 && p[i] <= 0xf4)
+			k = 3, cp = p[i] & 0x07, min = 0x10000;
+		else
+			return false;
+		if (n - i - 1 < k)
+			return false;
+		for (size_t j = 1; j <= k; j++) {
+			if ((p[i + j] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (p[i + j] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += k + 1;
+	}
+	return true;
+}
+
+/* A NUL-terminated string as valid_utf8() sees it; NULL counts as valid. */
+static bool
+valid_str(const char *s)
+{
+	return s == NULL || valid_utf8(s, strlen(s));
+}
+
+static bool
+printable_ascii(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			return false;
+	return true;
+}
+
+/* Whether the N bytes at P are exactly one JSON number (RFC 8259 grammar). */
+static bool
+is_json_number(const char *p, size_t n)
+{
+	size_t i = 0, k;
+
+	if (i < n && p[i] == '-')
+		i++;
+	if (i < n && p[i] == '0') {
+		i++;
+	} else {
+		for (k = i; i < n && p[i] >= '0' && p[i] <= '9'; i++)
+			;
+		if (i == k || p[k] == '0')
+			return false;
+	}
+	if (i < n && p[i] == '.') {
+		for (k = ++i; i < n && p[i] >= '0' && p[i] <= '9'; i++)
+			;
+		if (i == k)
+			return false;
+	}
+	if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+		i++;
+		if (i < n && (p[i] == '+' || p[i] == '-'))
+			i++;
+		for (k = i; i < n && p[i] >= '0' && p[i] <= '9'; i++)
+			;
+		if (i == k)
+			return false;
+	}
+	return i == n;
+}
+
+/*
+ * The start of the number token jansson just read, ending at END.  What
+ * precedes it may end in number-like bytes too ("true1e999": jansson lexes
+ * the next token before the parser looks at it), so take the longest run
+ * of such bytes and then the first start that makes a whole number.
+ */
+static size_t
+number_start(const char *text, size_t end)
+{
+	size_t start = end;
+
+	while (start > 0 && strchr("0123456789+-.eE", text[start - 1]) != NULL &&
+	       text[start - 1] != '\0')
+		start--;
+	while (start < end && !is_json_number(text + start, end - start))
+		start++;
+	return start;
+}
+
+/*
+ * Load TEXT as message_load_object() should, using jansson to find the
+ * numbers.  Returns 1 with *root set, 0 when the text is refused, -1 when
+ * the oracle gave up.
+ */
+static int
+oracle_load(const char *text, size_t len, json_t **root, size_t *n_quoted)
+{
+	char *copy = fuzz_xmalloc(len);
+	json_error_t jerr;
+	int result = -1;
+
+	memcpy(copy, text, len);
+	*n_quoted = 0;
+	/*
+	 * No raw NUL byte is valid JSON, though jansson drops one right after
+	 * a number or a literal (and its error positions then skip it).
+	 */
+	if (memchr(text, '\0', len) != NULL) {
+		free(copy);
+		return 0;
+	}
+	while (*n_quoted <= ORACLE_MAX_QUOTES) {
+		size_t end, start;
+		char *trial, *quoted;
+		json_t *probe;
+
+		*root = json_loadb(copy, len, JSON_REJECT_DUPLICATES, &jerr);
+		if (*root != NULL) {
+			result = 1;
+			break;
+		}
+		if (json_error_code(&jerr) != json_error_numeric_overflow) {
+			result = 0;
+			break;
+		}
+		end = (size_t)jerr.position;
+		FUZZ_CHECK(end <= len);
+		start = number_start(copy, end);
+		FUZZ_CHECK(start < end);
+
+		/* A 0 where the number was: does the error move past it? */
+		trial = fuzz_xmalloc(len);
+		memcpy(trial, copy, len);
+		trial[start] = '0';
+		memset(trial + start + 1, ' ', end - start - 1);
+		probe = json_loadb(trial, len, JSON_REJECT_DUPLICATES, &jerr);
+		free(trial);
+		if (probe == NULL && (size_t)jerr.position <= end) {
+			result = 0; /* no number is allowed here: not a value */
+			break;
+		}
+		json_decref(probe);
+
+		quoted = fuzz_xmalloc(len + 2);
+		memcpy(quoted, copy, start);
+		quoted[start] = '"';
+		memcpy(quoted + start + 1, copy + start, end - start);
+		quoted[end + 1] = '"';
+		memcpy(quoted + end + 2, copy + end, len - end);
+		free(copy);
+		copy = quoted;
+		len += 2;
+		++*n_quoted;
+	}
+	free(copy);
+	return result;
+}
+
+static void
+check_event(const struct trade_event *ev)
+{
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd+08:00";
+
+	FUZZ_CHECK(ev->type != NULL && ev->type[0] != '\0');
+	FUZZ_CHECK(valid_str(ev->type) && valid_str(ev->topic_group) && valid_str(ev->topic_name) &&
+		   valid_str(ev->user_info) && valid_str(ev->current_status));
+	FUZZ_CHECK(ev->n_order_ids <= MESSAGE_MAX_ORDERS);
+	FUZZ_CHECK(ev->n_order_ids == 0 || ev->order_ids != NULL);
+	for (size_t i = 0; i < ev->n_order_ids; i++) {
+		FUZZ_CHECK(ev->order_ids[i] > 0);
+		for (size_t j = 0; j < i; j++)
+			FUZZ_CHECK(ev->order_ids[i] != ev->order_ids[j]);
+	}
+	if (ev->has_gmt_born)
+		FUZZ_CHECK(ev->gmt_born_ms >= 0 && ev->gmt_born_ms < INT64_C(253402300800000));
+	else
+		FUZZ_CHECK(ev->gmt_born_ms == 0);
+	if (ev->msg_send_time != NULL) {
+		FUZZ_CHECK(strlen(ev->msg_send_time) == sizeof(shape) - 1);
+		for (size_t i = 0; i < sizeof(shape) - 1; i++) {
+			char c = ev->msg_send_time[i];
+
+			FUZZ_CHECK(shape[i] == 'd' ? c >= '0' && c <= '9' : c == shape[i]);
+		}
+	}
+}
+
+static void
+check_oracle(const char *text, size_t len, int rc, json_t *root, bool big)
+{
+	json_t *want = NULL;
+	size_t n_quoted;
+	int oracle = oracle_load(text, len, &want, &n_quoted);
+
+	if (oracle < 0)
+		return;
+	FUZZ_CHECK((rc == 0) == (oracle == 1));
+	if (rc == 0) {
+		FUZZ_CHECK(json_equal(root, want));
+		FUZZ_CHECK(big == (n_quoted > 0));
+	}
+	json_decref(want);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *text = (const char *)data;
+	char load_err[256] = "", err[256] = "";
+	json_t *root = NULL;
+	bool big = false;
+	struct trade_event ev, zero;
+	int load_rc, rc;
+
+	load_rc = message_load_object(text, size, &root, &big, load_err, sizeof(load_err));
+	FUZZ_CHECK(load_rc == 0 || load_rc == -1);
+	if (load_rc < 0) {
+		FUZZ_CHECK(root == NULL);
+		FUZZ_CHECK(load_err[0] != '\0' && printable_ascii(load_err));
+	} else {
+		FUZZ_CHECK(json_is_object(root));
+		/* Stored as it is, passed to PostgreSQL as a C string. */
+		FUZZ_CHECK(valid_utf8(text, size));
+	}
+	/* Its own limits come first; past them the oracle decides validity. */
+	if (strcmp(load_err, "number out of range") != 0 &&
+	    strcmp(load_err, "not a JSON object") != 0)
+		check_oracle(text, size, load_rc, root, big);
+
+	memset(&ev, 0x5a, sizeof(ev));
+	rc = message_parse(text, size, &ev, err, sizeof(err));
+	FUZZ_CHECK(rc == 0 || rc == -1);
+	if (rc == 0) {
+		FUZZ_CHECK(load_rc == 0);
+		FUZZ_CHECK(ev.big_numbers == big);
+		check_event(&ev);
+		trade_event_free(&ev);
+	} else {
+		memset(&zero, 0, sizeof(zero));
+		FUZZ_CHECK(memcmp(&ev, &zero, sizeof(ev)) == 0);
+		FUZZ_CHECK(err[0] != '\0' && printable_ascii(err));
+		if (load_rc < 0)
+			FUZZ_CHECK(strcmp(err, load_err) == 0);
+		else
+			FUZZ_CHECK(strncmp(err, "invalid JSON", 12) != 0 &&
+				   strcmp(err, "not a JSON object") != 0 &&
+				   strcmp(err, "number out of range") != 0);
+	}
+	json_decref(root);
+	return 0;
+}
