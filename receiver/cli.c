@@ -38,8 +38,7 @@ struct run {
 static const struct app_config *pick_app(const struct config *cfg, const char *name);
 static int parse_order_id(const char *text, int64_t *id);
 static int parse_date(const char *text, time_t *t);
-static struct reconciler *run_start(struct run *run, const struct config *cfg,
-				     const char *what);
+static struct reconciler *run_start(struct run *run, const struct config *cfg, const char *what);
 static int run_finish(struct run *run, struct reconciler *r);
 static void one_done(void *arg, bool ok, const char *text);
 static int print_query(PGconn *conn, const char *title, const char *sql);
@@ -130,15 +129,14 @@ cli_jobs(const struct config *cfg, const struct cli_args *args)
 		}
 		PQclear(res);
 	}
-	if (rc == 0 &&
-	    (print_query(conn, "jobs by state",
-			 "SELECT state, count(*) AS jobs, min(due_at) AS next_due,"
-			 " max(attempts) AS max_attempts FROM reconcile_jobs"
-			 " GROUP BY state ORDER BY state") < 0 ||
-	     print_query(conn, "oldest errors",
-			 "SELECT order_id, app, state, attempts, due_at, last_error"
-			 " FROM reconcile_jobs WHERE last_error IS NOT NULL"
-			 " ORDER BY created_at LIMIT 10") < 0))
+	if (rc == 0 && (print_query(conn, "jobs by state",
+				    "SELECT state, count(*) AS jobs, min(due_at) AS next_due,"
+				    " max(attempts) AS max_attempts FROM reconcile_jobs"
+				    " GROUP BY state ORDER BY state") < 0 ||
+			print_query(conn, "oldest errors",
+				    "SELECT order_id, app, state, attempts, due_at, last_error"
+				    " FROM reconcile_jobs WHERE last_error IS NOT NULL"
+				    " ORDER BY created_at LIMIT 10") < 0))
 		rc = 1;
 	PQfinish(conn);
 	return rc;
@@ -385,7 +383,8 @@ read_stdin(size_t *len)
 		n += got;
 		if (n == cap) {
 			if (cap >= MAX_STDIN) {
-				fprintf(stderr, "receiver: input larger than %d bytes\n", MAX_STDIN);
+				fprintf(stderr, "receiver: input larger than %d bytes\n",
+					MAX_STDIN);
 				free(buf);
 				return NULL;
 			}

@@ -9,12 +9,12 @@
 #include "config.h"
 
 struct cli_args {
-	const char *app;     /* --app NAME, or NULL for the first [[app]] */
-	const char *since;   /* --since DATE */
-	const char *until;   /* --until DATE */
-	int retry_dead;      /* --retry-dead */
-	const char *field;   /* --field _aop_signature|_dj_signature */
-	char **rest;         /* positional arguments */
+	const char *app;   /* --app NAME, or NULL for the first [[app]] */
+	const char *since; /* --since DATE */
+	const char *until; /* --until DATE */
+	int retry_dead;	   /* --retry-dead */
+	const char *field; /* --field _aop_signature|_dj_signature */
+	char **rest;	   /* positional arguments */
 	int n_rest;
 };
 

@@ -16,7 +16,7 @@
 /* What the HMAC covers (PROTOCOL.md section 2). */
 enum signature_mode {
 	SIGNATURE_SORTED_FIELDS, /* "sorted_fields": name+value of every other field, sorted */
-	SIGNATURE_MESSAGE_ONLY,  /* "message": the bare message value */
+	SIGNATURE_MESSAGE_ONLY,	 /* "message": the bare message value */
 };
 
 struct app_config {
@@ -30,17 +30,17 @@ struct app_config {
 };
 
 struct server_config {
-	char *listen;          /* "host:port", default "127.0.0.1:8080" */
+	char *listen;	       /* "host:port", default "127.0.0.1:8080" */
 	size_t max_body_bytes; /* default 262144 */
 	size_t max_pending;    /* pushes waiting for a commit; default 4096 */
 	int request_timeout_s; /* read/write timeout per connection; default 10 */
-	int workers;           /* processes sharing the port (SO_REUSEPORT); default 1 */
+	int workers;	       /* processes sharing the port (SO_REUSEPORT); default 1 */
 	char *admin_listen;    /* "host:port" for /metrics, /healthz, /readyz; "" = off */
 };
 
 struct database_config {
-	char *url;             /* libpq conninfo or URI; $DATABASE_URL overrides */
-	int max_batch;         /* deliveries per transaction; 1 turns group commit off */
+	char *url;	       /* libpq conninfo or URI; $DATABASE_URL overrides */
+	int max_batch;	       /* deliveries per transaction; 1 turns group commit off */
 	int commit_timeout_ms; /* a batch not committed by then fails (503); default 5000 */
 	int connect_timeout_ms;
 };

@@ -25,11 +25,11 @@
 #include "db.h"
 #include "log.h"
 
-#define RETRY_MIN_MS   100
-#define RETRY_MAX_MS   5000
-#define MAX_CHANNELS   4
-#define CHANNEL_MAX    64
-#define SCHEMA_QUERY   "SELECT coalesce(max(version), 0) FROM schema_migrations"
+#define RETRY_MIN_MS 100
+#define RETRY_MAX_MS 5000
+#define MAX_CHANNELS 4
+#define CHANNEL_MAX  64
+#define SCHEMA_QUERY "SELECT coalesce(max(version), 0) FROM schema_migrations"
 
 enum db_state {
 	DB_DOWN,

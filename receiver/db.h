@@ -39,9 +39,8 @@ struct db_handlers {
 typedef void (*db_result_fn)(void *arg, const PGresult *res, const char *error);
 
 /* NAME labels log lines ("ingest", "reconcile"); HANDLERS may be NULL. */
-struct db *db_new(struct event_base *base, const struct database_config *cfg,
-		  int schema_version, const char *name, const struct db_handlers *handlers,
-		  void *arg);
+struct db *db_new(struct event_base *base, const struct database_config *cfg, int schema_version,
+		  const char *name, const struct db_handlers *handlers, void *arg);
 
 /* Start connecting; reconnects on its own from now on. */
 void db_start(struct db *db);
@@ -62,8 +61,8 @@ const char *db_state_text(const struct db *db);
  * TIMEOUT_MS bounds the whole query: past it the connection is reset and FN
  * gets "timed out".
  */
-int db_query(struct db *db, const char *sql, int nparams, const char *const *params,
-	     int timeout_ms, db_result_fn fn, void *arg);
+int db_query(struct db *db, const char *sql, int nparams, const char *const *params, int timeout_ms,
+	     db_result_fn fn, void *arg);
 
 /* Close and free; a query in flight gets "shutting down". */
 void db_free(struct db *db);

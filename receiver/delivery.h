@@ -29,25 +29,25 @@ struct delivery {
 
 	/* Called once by the store: committed is 1 when the row is durable. */
 	void (*done)(struct delivery *d, int committed);
-	void *owner;        /* the HTTP request still waiting for an answer, or NULL */
-	struct http *http;  /* the server it came through (http.c's, opaque here) */
+	void *owner;	   /* the HTTP request still waiting for an answer, or NULL */
+	struct http *http; /* the server it came through (http.c's, opaque here) */
 
 	char request_id[32];
 	int64_t received_us; /* wall clock, microseconds since the epoch */
 	const char *app;     /* the app's name (owned by the config), or NULL */
-	int app_index;       /* its place in the config's apps, or -1 */
+	int app_index;	     /* its place in the config's apps, or -1 */
 	const char *method;  /* static string */
-	char path[256];      /* printable ASCII, truncated */
+	char path[256];	     /* printable ASCII, truncated */
 	char remote[64];
 
-	int status;                  /* the HTTP status given or to be given */
-	int signature_ok;            /* -1: not checked, 0: bad, 1: good */
+	int status;		     /* the HTTP status given or to be given */
+	int signature_ok;	     /* -1: not checked, 0: bad, 1: good */
 	const char *signature_field; /* static string or NULL */
-	char error[200];             /* empty when fine */
+	char error[200];	     /* empty when fine */
 
-	bool refused_early;                  /* answered by evhttp itself: no body seen */
-	size_t body_bytes;                   /* length of the whole body */
-	unsigned char *body_excerpt;         /* rejected requests only */
+	bool refused_early;	     /* answered by evhttp itself: no body seen */
+	size_t body_bytes;	     /* length of the whole body */
+	unsigned char *body_excerpt; /* rejected requests only */
 	size_t body_excerpt_len;
 
 	struct form form;    /* the decoded body; owns the message text */

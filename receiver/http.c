@@ -48,8 +48,7 @@
 #define RETRY_AFTER_S	  "5"
 #define LISTEN_BACKLOG	  1024
 
-const int http_status_kinds[HTTP_STATUS_KINDS] = {200, 400, 401, 404, 405,
-						       413, 415, 500, 503, 0};
+const int http_status_kinds[HTTP_STATUS_KINDS] = {200, 400, 401, 404, 405, 413, 415, 500, 503, 0};
 
 struct http {
 	struct event_base *base;
@@ -58,9 +57,9 @@ struct http {
 	struct evhttp *evhttp;
 	struct evhttp_bound_socket *bound;
 	struct evconnlistener *listener; /* bound's, while accepting */
-	struct event *ev_resume;         /* re-enables accepting after an error */
-	struct evhttp *admin;            /* [server] admin_listen, or NULL */
-	unsigned int id_prefix; /* makes request ids unique across restarts */
+	struct event *ev_resume;	 /* re-enables accepting after an error */
+	struct evhttp *admin;		 /* [server] admin_listen, or NULL */
+	unsigned int id_prefix;		 /* makes request ids unique across restarts */
 	unsigned long long next_id;
 	struct http_stats stats;
 	http_metrics_fn metrics_fn;
@@ -69,8 +68,7 @@ struct http {
 
 static void on_request(struct evhttp_request *req, void *arg);
 static void on_admin_request(struct evhttp_request *req, void *arg);
-static evutil_socket_t open_listener(const char *addr, bool reuseport, char *err,
-				     size_t errlen);
+static evutil_socket_t open_listener(const char *addr, bool reuseport, char *err, size_t errlen);
 static void on_accept_error(struct evconnlistener *listener, void *arg);
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg);
 static struct bufferevent *on_connection(struct event_base *base, void *arg);
@@ -81,14 +79,12 @@ static void count(struct http *h, int app_index, int status);
 static struct delivery *delivery_new(struct http *h, struct evhttp_request *req,
 				     const struct app_config *app);
 static void delivery_free(struct delivery *d);
-static int check_push(struct delivery *d, struct evhttp_request *req,
-		      const struct app_config *app);
+static int check_push(struct delivery *d, struct evhttp_request *req, const struct app_config *app);
 static void reject(struct http *h, struct delivery *d, struct evhttp_request *req, int status,
 		   const char *why);
 static void push_done(struct delivery *d, int committed);
 static void audit_done(struct delivery *d, int committed);
-static void reply(struct evhttp_request *req, const char *request_id, int status,
-		  const char *text);
+static void reply(struct evhttp_request *req, const char *request_id, int status, const char *text);
 static bool is_form(const char *content_type);
 static int fail(struct delivery *d, int status, const char *why);
 static void set_error(struct delivery *d, const char *text);
@@ -125,9 +121,9 @@ http_new(struct event_base *base, const struct config *cfg, struct store *store)
 	evhttp_set_timeout(h->evhttp, cfg->server.request_timeout_s);
 	/* Every method reaches on_request, so a wrong one is answered 405, audited. */
 	evhttp_set_allowed_methods(h->evhttp, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-						      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-						      EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-						      EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+						  EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						  EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+						  EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	evhttp_set_default_content_type(h->evhttp, "text/plain; charset=utf-8");
 	evhttp_set_gencb(h->evhttp, on_request, h);
 	evhttp_set_bevcb(h->evhttp, on_connection, h);
@@ -144,8 +140,8 @@ int
 http_listen(struct http *h, char *err, size_t errlen)
 {
 	static const struct timeval one_second = {1, 0};
-	evutil_socket_t fd = open_listener(h->cfg->server.listen, h->cfg->server.workers > 1, err,
-					   errlen);
+	evutil_socket_t fd =
+	    open_listener(h->cfg->server.listen, h->cfg->server.workers > 1, err, errlen);
 
 	if (fd < 0)
 		return -1;
@@ -499,8 +495,7 @@ check_push(struct delivery *d, struct evhttp_request *req, const struct app_conf
 
 /* Answer now; the audit row is written when the database can take it. */
 static void
-reject(struct http *h, struct delivery *d, struct evhttp_request *req, int status,
-       const char *why)
+reject(struct http *h, struct delivery *d, struct evhttp_request *req, int status, const char *why)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t n = d->body_bytes < DELIVERY_BODY_EXCERPT ? d->body_bytes : DELIVERY_BODY_EXCERPT;

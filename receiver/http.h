@@ -25,7 +25,7 @@ struct http;
 extern const int http_status_kinds[HTTP_STATUS_KINDS]; /* the last, 0, is "other" */
 
 struct http_stats {
-	size_t n_rows;      /* one row per [[app]], in order, then one for no app */
+	size_t n_rows;	    /* one row per [[app]], in order, then one for no app */
 	uint64_t *requests; /* [n_rows][HTTP_STATUS_KINDS] */
 	uint64_t signature_failures;
 };

@@ -63,7 +63,8 @@ log_event(enum log_level level, const char *event, const char *fmt, ...)
 	n = (size_t)snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":\"", ts,
 			     level_names[level]);
 	n += json_escape(line + n, sizeof(line) - n, event);
-	n += (size_t)snprintf(line + n, sizeof(line) - n, "\",\"pid\":%d,\"msg\":\"", (int)getpid());
+	n +=
+	    (size_t)snprintf(line + n, sizeof(line) - n, "\",\"pid\":%d,\"msg\":\"", (int)getpid());
 	n += json_escape(line + n, sizeof(line) - n, msg);
 	if (n > sizeof(line) - 3)
 		n = sizeof(line) - 3;

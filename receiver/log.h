@@ -23,6 +23,6 @@ void log_set_level(enum log_level level);
 
 /* Write {"ts":...,"level":...,"event":EVENT,"msg":<FMT formatted>}. */
 void log_event(enum log_level level, const char *event, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -32,8 +32,7 @@
 #endif
 
 static void usage(FILE *out);
-static int parse_args(int argc, char **argv, int first, const char **file,
-		      struct cli_args *args);
+static int parse_args(int argc, char **argv, int first, const char **file, struct cli_args *args);
 static int load(const char *file, struct config *cfg);
 static int cmd_migrate(const struct config *cfg);
 
@@ -107,20 +106,23 @@ main(int argc, char **argv)
 static void
 usage(FILE *out)
 {
-	fprintf(out,
-		"usage: receiver [serve] [-c FILE]              serve pushes (default command)\n"
-		"       receiver migrate [-c FILE]              apply the database migrations\n"
-		"       receiver reconcile [-c FILE] [--app NAME] ORDER_ID...\n"
-		"                                               fetch orders now, print their status\n"
-		"       receiver sweep [-c FILE] --since DATE [--until DATE] [--app NAME]\n"
-		"                                               backfill orders created in a window\n"
-		"       receiver jobs [-c FILE] [--retry-dead]  reconcile jobs: counts, errors\n"
-		"       receiver sign [-c FILE] [--app NAME] [--field _aop_signature|_dj_signature]\n"
-		"                                               stdin: a message; prints a signed form\n"
-		"       receiver verify [-c FILE] [--app NAME]  stdin: a form body; genuine or why not\n"
-		"       receiver version\n"
-		"FILE defaults to " DEFAULT_CONFIG "; $DATABASE_URL overrides [database] url.\n"
-		"DATE is YYYY-MM-DD[THH:MM[:SS]] in Shanghai time (+08:00).\n");
+	fprintf(
+	    out,
+	    "usage: receiver [serve] [-c FILE]              serve pushes (default command)\n"
+	    "       receiver migrate [-c FILE]              apply the database migrations\n"
+	    "       receiver reconcile [-c FILE] [--app NAME] ORDER_ID...\n"
+	    "                                               fetch orders now, print their status\n"
+	    "       receiver sweep [-c FILE] --since DATE [--until DATE] [--app NAME]\n"
+	    "                                               backfill orders created in a window\n"
+	    "       receiver jobs [-c FILE] [--retry-dead]  reconcile jobs: counts, errors\n"
+	    "       receiver sign [-c FILE] [--app NAME] [--field _aop_signature|_dj_signature]\n"
+	    "                                               stdin: a message; prints a signed "
+	    "form\n"
+	    "       receiver verify [-c FILE] [--app NAME]  stdin: a form body; genuine or why "
+	    "not\n"
+	    "       receiver version\n"
+	    "FILE defaults to " DEFAULT_CONFIG "; $DATABASE_URL overrides [database] url.\n"
+	    "DATE is YYYY-MM-DD[THH:MM[:SS]] in Shanghai time (+08:00).\n");
 }
 
 /* Returns -1 to go on, or an exit status to stop with. */

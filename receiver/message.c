@@ -401,7 +401,8 @@ load_sanitized(const char *text, size_t len, size_t n_big, json_error_t *jerr)
 }
 
 int
-message_load_object(const char *text, size_t len, json_t **root, bool *big, char *err, size_t errlen)
+message_load_object(const char *text, size_t len, json_t **root, bool *big, char *err,
+		    size_t errlen)
 {
 	json_error_t jerr;
 	size_t n_big;

@@ -33,17 +33,17 @@
 
 struct trade_event {
 	int64_t msg_id;
-	char *type;           /* never NULL after a successful parse */
+	char *type;	      /* never NULL after a successful parse */
 	char *topic_group;    /* NULL when absent */
 	char *topic_name;     /* NULL when absent */
 	char *user_info;      /* NULL when absent */
 	char *current_status; /* data.currentStatus, NULL when absent */
 	bool has_gmt_born;
-	int64_t gmt_born_ms;  /* epoch milliseconds, within year 1970..9999 */
-	char *msg_send_time;  /* "YYYY-MM-DDTHH:MM:SS+08:00" or NULL */
-	int64_t *order_ids;   /* distinct, in order of first appearance */
+	int64_t gmt_born_ms; /* epoch milliseconds, within year 1970..9999 */
+	char *msg_send_time; /* "YYYY-MM-DDTHH:MM:SS+08:00" or NULL */
+	int64_t *order_ids;  /* distinct, in order of first appearance */
 	size_t n_order_ids;
-	bool big_numbers;     /* the text holds numbers jansson could not hold */
+	bool big_numbers; /* the text holds numbers jansson could not hold */
 };
 
 /*

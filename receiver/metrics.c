@@ -223,8 +223,7 @@ render_reconcile(struct evbuffer *out, const struct reconcile_stats *r,
 		      (double)r->fetched);
 	metrics_value(out, "receiver_reconcile_fetches_total", "result=\"failed\"",
 		      (double)r->failed);
-	metrics_value(out, "receiver_reconcile_fetches_total", "result=\"dead\"",
-		      (double)r->dead);
+	metrics_value(out, "receiver_reconcile_fetches_total", "result=\"dead\"", (double)r->dead);
 	metrics_family(out, "receiver_order_status_changes_total", "counter",
 		       "Status changes recorded in order_changes by this process.");
 	metrics_value(out, "receiver_order_status_changes_total", NULL, (double)r->changed);

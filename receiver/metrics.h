@@ -35,8 +35,7 @@ void histogram_init(struct histogram *h, const double *bounds, size_t n_bounds);
 void histogram_observe(struct histogram *h, double value);
 
 /* Exposition-format writers: one metric family at a time. */
-void metrics_family(struct evbuffer *out, const char *name, const char *type,
-		    const char *help);
+void metrics_family(struct evbuffer *out, const char *name, const char *type, const char *help);
 void metrics_value(struct evbuffer *out, const char *name, const char *labels, double value);
 void metrics_histogram(struct evbuffer *out, const char *name, const char *labels,
 		       const struct histogram *h);
@@ -59,7 +58,7 @@ struct metrics_sources {
 	size_t queue_depth;
 	int db_ready;
 	const struct reconcile_stats *reconcile; /* NULL when reconciling is off */
-	const struct upstream_stats *upstream;   /* NULL when reconciling is off */
+	const struct upstream_stats *upstream;	 /* NULL when reconciling is off */
 };
 
 void metrics_render(struct evbuffer *out, const struct metrics_sources *src);

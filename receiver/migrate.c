@@ -37,8 +37,7 @@ migrate_run(const char *conninfo, FILE *out, char *err, size_t errlen)
 
 	conn = PQconnectdb(conninfo);
 	if (PQstatus(conn) != CONNECTION_OK) {
-		snprintf(err, errlen, "cannot connect to the database: %s",
-			 PQerrorMessage(conn));
+		snprintf(err, errlen, "cannot connect to the database: %s", PQerrorMessage(conn));
 		goto out;
 	}
 	if (exec_ok(conn, "SET client_min_messages = warning", err, errlen) < 0 ||
@@ -117,8 +116,8 @@ apply_one(PGconn *conn, const struct migration *m, char *err, size_t errlen)
 		PQclear(PQexec(conn, "ROLLBACK"));
 		return -1;
 	}
-	res = PQexecParams(conn, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-			   2, NULL, params, NULL, NULL, 0);
+	res = PQexecParams(conn, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+			   NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		snprintf(err, errlen, "migration %s: %s", m->name, PQresultErrorMessage(res));
 		err[strcspn(err, "\n")] = '\0';

@@ -36,29 +36,30 @@
 #include "reconcile.h"
 #include "upstream.h"
 
-#define TICK_MS		    1000  /* look for due jobs at least this often */
-#define SWEEP_CHECK_S	    30    /* look for a due sweep at most this often */
-#define SWEEP_PAGE_SIZE	    50
-#define SWEEP_MAX_PAGES	    10000 /* 500,000 orders: a runaway guard, not a limit */
-#define LEASE_MARGIN_MS	    10000
-#define COUNT_JOBS_S	    5     /* refresh the job counts for /metrics */
-#define QUERY_TIMEOUT_MS    30000
-#define SHANGHAI_OFFSET_S   (8 * 3600)
-#define PATH_BUYER_VIEW	    "/alibaba/trade/get/buyerView"
-#define PATH_ORDER_LIST	    "/alibaba/trade/getBuyerOrderList"
+#define TICK_MS		  1000 /* look for due jobs at least this often */
+#define SWEEP_CHECK_S	  30   /* look for a due sweep at most this often */
+#define SWEEP_PAGE_SIZE	  50
+#define SWEEP_MAX_PAGES	  10000 /* 500,000 orders: a runaway guard, not a limit */
+#define LEASE_MARGIN_MS	  10000
+#define COUNT_JOBS_S	  5 /* refresh the job counts for /metrics */
+#define QUERY_TIMEOUT_MS  30000
+#define SHANGHAI_OFFSET_S (8 * 3600)
+#define PATH_BUYER_VIEW	  "/alibaba/trade/get/buyerView"
+#define PATH_ORDER_LIST	  "/alibaba/trade/getBuyerOrderList"
 
-#define SQL_CLAIM     "SELECT order_id, app, generation, attempts FROM receiver_claim_jobs($1, $2)"
-#define SQL_FINISH    "SELECT outcome, old_status, new_status FROM receiver_finish_job($1, $2, $3, $4)"
-#define SQL_FAILED    "SELECT receiver_job_failed($1, $2, $3, $4, $5, $6)"
-#define SQL_APPLY_ONE "SELECT outcome, old_status, new_status FROM " \
-		      "receiver_apply_order($1, $2, ($3::jsonb)->'data', 'command')"
-#define SQL_JOB_COUNTS                                                                      \
-	"SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = "  \
+#define SQL_CLAIM  "SELECT order_id, app, generation, attempts FROM receiver_claim_jobs($1, $2)"
+#define SQL_FINISH "SELECT outcome, old_status, new_status FROM receiver_finish_job($1, $2, $3, $4)"
+#define SQL_FAILED "SELECT receiver_job_failed($1, $2, $3, $4, $5, $6)"
+#define SQL_APPLY_ONE                                                                              \
+	"SELECT outcome, old_status, new_status FROM "                                             \
+	"receiver_apply_order($1, $2, ($3::jsonb)->'data', 'command')"
+#define SQL_JOB_COUNTS                                                                             \
+	"SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = "        \
 	"'dead') FROM reconcile_jobs"
 #define SQL_SWEEP_CLAIM "SELECT receiver_claim_sweep($1, $2)"
 #define SQL_SWEEP_PAGE	"SELECT applied, unchanged, stale, unusable FROM receiver_apply_list($1, $2)"
-#define SQL_SWEEP_END                                                                       \
-	"UPDATE sweep_state SET last_finished_at = now(), last_orders = $2, "               \
+#define SQL_SWEEP_END                                                                              \
+	"UPDATE sweep_state SET last_finished_at = now(), last_orders = $2, "                      \
 	"last_error = nullif($3, '') WHERE app = $1"
 
 struct reconciler;
@@ -113,11 +114,11 @@ struct reconciler {
 	struct op *running_op;
 	bool claiming;
 	size_t jobs_running;
-	struct sweep *sweep;  /* the one sweep under way, or NULL */
+	struct sweep *sweep; /* the one sweep under way, or NULL */
 	time_t next_sweep_check;
 	time_t next_count;
 	bool counting;
-	size_t sweep_app;     /* which app the background sweep looks at next */
+	size_t sweep_app; /* which app the background sweep looks at next */
 
 	struct reconcile_stats stats;
 };
@@ -143,24 +144,20 @@ static int check_record(const struct job *job, json_t *answer, char *why, size_t
 static int backoff_ms(const struct reconcile_config *rc, int attempts);
 static long lease_for(const struct config *cfg, size_t ahead);
 static void count_jobs(struct reconciler *r);
-static void jobs_counted(struct reconciler *r, void *ctx, const PGresult *res,
-			 const char *error);
+static void jobs_counted(struct reconciler *r, void *ctx, const PGresult *res, const char *error);
 static void sweep_check(struct reconciler *r);
-static void sweep_claimed(struct reconciler *r, void *ctx, const PGresult *res,
-			  const char *error);
+static void sweep_claimed(struct reconciler *r, void *ctx, const PGresult *res, const char *error);
 static void sweep_page(struct sweep *sw);
 static void sweep_answer(void *arg, struct upstream_result *res);
-static void sweep_applied(struct reconciler *r, void *ctx, const PGresult *res,
-			  const char *error);
+static void sweep_applied(struct reconciler *r, void *ctx, const PGresult *res, const char *error);
 static void sweep_end(struct sweep *sw, const char *error);
-static void sweep_recorded(struct reconciler *r, void *ctx, const PGresult *res,
-			   const char *error);
+static void sweep_recorded(struct reconciler *r, void *ctx, const PGresult *res, const char *error);
 static void api_time(time_t t, char *buf, size_t len);
 static const struct app_config *app_by_name(const struct config *cfg, const char *name);
 
 struct reconciler *
-reconciler_new(struct event_base *base, const struct config *cfg, int schema_version,
-	       char *err, size_t errlen)
+reconciler_new(struct event_base *base, const struct config *cfg, int schema_version, char *err,
+	       size_t errlen)
 {
 	static const struct db_handlers handlers = {on_db_up, on_db_down, on_notify};
 	struct reconciler *r = calloc(1, sizeof(*r));
@@ -222,8 +219,8 @@ reconciler_fetch(struct reconciler *r, const struct app_config *app, int64_t ord
 }
 
 void
-reconciler_sweep(struct reconciler *r, const struct app_config *app, time_t since,
-		 time_t until, reconcile_done_fn fn, void *arg)
+reconciler_sweep(struct reconciler *r, const struct app_config *app, time_t since, time_t until,
+		 reconcile_done_fn fn, void *arg)
 {
 	struct sweep *sw = calloc(1, sizeof(*sw));
 
@@ -363,8 +360,8 @@ op_run(struct reconciler *r)
 		return;
 	TAILQ_REMOVE(&r->ops, op, link);
 	r->running_op = op;
-	if (db_query(r->db, op->sql, op->nparams, (const char *const *)op->params,
-		     QUERY_TIMEOUT_MS, op_done, op) < 0) {
+	if (db_query(r->db, op->sql, op->nparams, (const char *const *)op->params, QUERY_TIMEOUT_MS,
+		     op_done, op) < 0) {
 		r->running_op = NULL;
 		op->fn(r, op->ctx, NULL, "database busy");
 		op_free(op);
@@ -456,8 +453,7 @@ job_fetch(struct job *job)
 {
 	json_t *params = json_pack("{s:s, s:s}", "webSite", "1688", "orderId", job->order_text);
 
-	if (upstream_post(job->r->upstream, job->app, PATH_BUYER_VIEW, params, job_answer, job) <
-	    0)
+	if (upstream_post(job->r->upstream, job->app, PATH_BUYER_VIEW, params, job_answer, job) < 0)
 		job_failed(job, "out of memory", false);
 }
 
@@ -494,8 +490,8 @@ job_answer(void *arg, struct upstream_result *res)
 static int
 check_record(const struct job *job, json_t *answer, char *why, size_t whylen)
 {
-	json_t *id = json_object_get(json_object_get(json_object_get(answer, "data"), "baseInfo"),
-				     "id");
+	json_t *id =
+	    json_object_get(json_object_get(json_object_get(answer, "data"), "baseInfo"), "id");
 	long long got;
 
 	if (id == NULL) {
@@ -570,8 +566,8 @@ job_failed(struct job *job, const char *why, bool permanent)
 	snprintf(gen, sizeof(gen), "%lld", job->generation);
 	snprintf(retry, sizeof(retry), "%d", backoff_ms(rc, job->attempts));
 	snprintf(max, sizeof(max), "%d", rc->max_attempts);
-	op_add(job->r, SQL_FAILED, job_fail_recorded, job, 6, job->order_text, gen, why, retry,
-	       max, permanent ? "true" : "false");
+	op_add(job->r, SQL_FAILED, job_fail_recorded, job, 6, job->order_text, gen, why, retry, max,
+	       permanent ? "true" : "false");
 }
 
 static void
@@ -670,8 +666,8 @@ sweep_check(struct reconciler *r)
 	char interval[16];
 
 	r->next_sweep_check = time(NULL) + (r->cfg->reconcile.sweep_interval_s < SWEEP_CHECK_S
-						    ? r->cfg->reconcile.sweep_interval_s
-						    : SWEEP_CHECK_S);
+						? r->cfg->reconcile.sweep_interval_s
+						: SWEEP_CHECK_S);
 	if (!db_up(r->db) || r->cfg->n_apps == 0)
 		return;
 	app = &r->cfg->apps[r->sweep_app++ % r->cfg->n_apps];
@@ -716,10 +712,9 @@ sweep_page(struct sweep *sw)
 	api_time(sw->since, start, sizeof(start));
 	api_time(sw->until, end, sizeof(end));
 	params = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "createStartTime", start,
-			   "createEndTime", end, "orderStatus", "", "outOrderId", "",
-			   "productName", "", "page", sw->page, "pageSize", SWEEP_PAGE_SIZE);
-	if (upstream_post(sw->r->upstream, sw->app, PATH_ORDER_LIST, params, sweep_answer, sw) <
-	    0)
+			   "createEndTime", end, "orderStatus", "", "outOrderId", "", "productName",
+			   "", "page", sw->page, "pageSize", SWEEP_PAGE_SIZE);
+	if (upstream_post(sw->r->upstream, sw->app, PATH_ORDER_LIST, params, sweep_answer, sw) < 0)
 		sweep_end(sw, "out of memory");
 }
 
@@ -774,11 +769,11 @@ sweep_end(struct sweep *sw, const char *error)
 		log_event(LOG_WARN, "sweep_failed", "app %s, page %d: %s", sw->app->name, sw->page,
 			  error);
 	else
-		log_event(LOG_INFO, "sweep_done", "app %s: %ld orders in %d page(s)",
-			  sw->app->name, sw->seen, sw->page);
+		log_event(LOG_INFO, "sweep_done", "app %s: %ld orders in %d page(s)", sw->app->name,
+			  sw->seen, sw->page);
 	if (!sw->background) {
-		snprintf(text, sizeof(text), "%ld orders seen in %d page(s)%s%s", sw->seen, sw->page,
-			 error != NULL ? "; stopped: " : "", error != NULL ? error : "");
+		snprintf(text, sizeof(text), "%ld orders seen in %d page(s)%s%s", sw->seen,
+			 sw->page, error != NULL ? "; stopped: " : "", error != NULL ? error : "");
 		r->sweep = NULL;
 		sw->fn(sw->fn_arg, error == NULL, text);
 		free(sw);

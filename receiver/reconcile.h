@@ -23,17 +23,17 @@ struct reconciler;
 
 struct reconcile_stats {
 	uint64_t claimed;
-	uint64_t fetched;  /* answers applied */
-	uint64_t failed;   /* fetches or applies that failed */
-	uint64_t dead;     /* jobs that went dead */
-	uint64_t changed;  /* status changes recorded */
+	uint64_t fetched; /* answers applied */
+	uint64_t failed;  /* fetches or applies that failed */
+	uint64_t dead;	  /* jobs that went dead */
+	uint64_t changed; /* status changes recorded */
 	uint64_t sweeps;
 	uint64_t sweep_pages;
 	uint64_t sweep_orders;
-	bool sweeping;         /* a sweep is under way in this process */
-	int sweep_page;        /* its current page */
-	bool jobs_known;       /* the two counts below have been read */
-	int64_t jobs_pending;  /* in the whole database, refreshed every few seconds */
+	bool sweeping;	      /* a sweep is under way in this process */
+	int sweep_page;	      /* its current page */
+	bool jobs_known;      /* the two counts below have been read */
+	int64_t jobs_pending; /* in the whole database, refreshed every few seconds */
 	int64_t jobs_dead;
 };
 

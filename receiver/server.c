@@ -109,9 +109,10 @@ supervise(struct config *cfg)
 					rc = 1;
 				if (stopping)
 					continue;
-				log_event(LOG_ERROR, "worker_died", "worker %d (pid %d) %s %d", i,
-					  (int)pid, WIFEXITED(status) ? "exited" : "killed by signal",
-					  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+				log_event(
+				    LOG_ERROR, "worker_died", "worker %d (pid %d) %s %d", i,
+				    (int)pid, WIFEXITED(status) ? "exited" : "killed by signal",
+				    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 				/* One that cannot even start would only die again. */
 				if (time(NULL) - started[i] < 2) {
 					stop_all(pids, n, &stopping);
@@ -194,8 +195,8 @@ worker_init(struct worker *w, struct config *cfg, bool reconciles)
 	w->base = event_base_new();
 	if (w->base == NULL)
 		return -1;
-	w->store = store_new(w->base, &cfg->database, cfg->server.max_pending,
-			     migrate_latest_version());
+	w->store =
+	    store_new(w->base, &cfg->database, cfg->server.max_pending, migrate_latest_version());
 	if (w->store == NULL)
 		return -1;
 	w->http = http_new(w->base, cfg, w->store);
@@ -204,8 +205,8 @@ worker_init(struct worker *w, struct config *cfg, bool reconciles)
 	if (cfg->reconcile.enabled && reconciles) {
 		char err[256];
 
-		w->reconciler = reconciler_new(w->base, cfg, migrate_latest_version(), err,
-					       sizeof(err));
+		w->reconciler =
+		    reconciler_new(w->base, cfg, migrate_latest_version(), err, sizeof(err));
 		if (w->reconciler == NULL) {
 			log_event(LOG_ERROR, "reconcile_failed", "%s", err);
 			return -1;
@@ -261,8 +262,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	if (w->stopping)
 		return;
 	w->stopping = true;
-	log_event(LOG_INFO, "stopping", "signal %d: finishing the pushes in flight",
-		  (int)sig);
+	log_event(LOG_INFO, "stopping", "signal %d: finishing the pushes in flight", (int)sig);
 	http_stop_accepting(w->http);
 	evtimer_add(w->ev_deadline, &deadline);
 	store_drain(w->store, on_drained, w);
@@ -285,8 +285,7 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	(void)sig;
 	(void)what;
 	if (config_load(w->cfg->file, &fresh, err, sizeof(err)) < 0) {
-		log_event(LOG_ERROR, "reload_failed", "%s; keeping the running configuration",
-			  err);
+		log_event(LOG_ERROR, "reload_failed", "%s; keeping the running configuration", err);
 		return;
 	}
 	n = config_adopt_secrets(w->cfg, &fresh);
@@ -324,12 +323,12 @@ render_metrics(struct evbuffer *out, void *arg)
 {
 	struct worker *w = arg;
 	struct metrics_sources src = {
-		.cfg = w->cfg,
-		.schema_version = migrate_latest_version(),
-		.http = http_get_stats(w->http),
-		.store = store_get_stats(w->store),
-		.queue_depth = store_queue_depth(w->store),
-		.db_ready = store_ready(w->store),
+	    .cfg = w->cfg,
+	    .schema_version = migrate_latest_version(),
+	    .http = http_get_stats(w->http),
+	    .store = store_get_stats(w->store),
+	    .queue_depth = store_queue_depth(w->store),
+	    .db_ready = store_ready(w->store),
 	};
 
 	if (w->reconciler != NULL) {

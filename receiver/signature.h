@@ -37,8 +37,8 @@ enum signature_result {
  * be NULL).  Returns a malloc'd buffer and its length in *len, or NULL when
  * out of memory or (MESSAGE_ONLY) when there is no `message` field.
  */
-char *signature_canonical(const struct form *form, const char *sig_field,
-			  enum signature_mode mode, size_t *len);
+char *signature_canonical(const struct form *form, const char *sig_field, enum signature_mode mode,
+			  size_t *len);
 
 /* HMAC-SHA1 of DATA keyed with SECRET.  Returns 0 or -1. */
 int signature_mac(const char *secret, size_t secret_len, const void *data, size_t len,

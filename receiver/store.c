@@ -38,7 +38,7 @@ struct store {
 	size_t max_pending;
 	struct delivery_list batch; /* in the transaction in flight */
 	size_t batch_len;
-	struct evbuffer *json;      /* the batch parameter, reused */
+	struct evbuffer *json; /* the batch parameter, reused */
 	int64_t batch_sent_us;
 
 	bool draining;

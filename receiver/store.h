@@ -25,11 +25,11 @@ struct store;
 struct store_stats {
 	uint64_t batches;
 	uint64_t batches_failed;
-	uint64_t committed;         /* deliveries in committed batches */
-	uint64_t refused;           /* submit refused: unavailable or full */
-	uint64_t audits_dropped;    /* rejected-request rows not written */
-	struct histogram batch_size;  /* deliveries per transaction */
-	struct histogram commit_ms;   /* sending a batch to its end */
+	uint64_t committed;	     /* deliveries in committed batches */
+	uint64_t refused;	     /* submit refused: unavailable or full */
+	uint64_t audits_dropped;     /* rejected-request rows not written */
+	struct histogram batch_size; /* deliveries per transaction */
+	struct histogram commit_ms;  /* sending a batch to its end */
 };
 
 /* SCHEMA_VERSION is the lowest schema version this code can write to. */

@@ -103,8 +103,7 @@ static bool contains_nocase(const char *haystack, const char *needle);
 static int64_t now_us(void);
 
 struct upstream *
-upstream_new(struct event_base *base, const struct upstream_config *cfg, char *err,
-	     size_t errlen)
+upstream_new(struct event_base *base, const struct upstream_config *cfg, char *err, size_t errlen)
 {
 	struct upstream *u = calloc(1, sizeof(*u));
 
@@ -135,8 +134,8 @@ fail:
 }
 
 int
-upstream_post(struct upstream *u, const struct app_config *app, const char *path,
-	      json_t *params, upstream_fn fn, void *arg)
+upstream_post(struct upstream *u, const struct app_config *app, const char *path, json_t *params,
+	      upstream_fn fn, void *arg)
 {
 	struct call *c = calloc(1, sizeof(*c));
 
@@ -331,9 +330,9 @@ start(struct call *c)
 			return -1;
 		SSL_set_tlsext_host_name(ssl, u->host);
 		SSL_set1_host(ssl, u->host); /* verify the certificate names this host */
-		c->bev = bufferevent_openssl_socket_new(u->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-							BEV_OPT_CLOSE_ON_FREE |
-								BEV_OPT_DEFER_CALLBACKS);
+		c->bev =
+		    bufferevent_openssl_socket_new(u->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+						   BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 		if (c->bev == NULL) {
 			SSL_free(ssl);
 			return -1;
@@ -489,7 +488,8 @@ classify(struct call *c, struct evhttp_request *req, struct upstream_result *r)
 		return;
 	}
 	if (r->json == NULL || !json_is_object(r->json)) {
-		snprintf(r->error, sizeof(r->error), "the trade API answered something not JSON (%s)",
+		snprintf(r->error, sizeof(r->error),
+			 "the trade API answered something not JSON (%s)",
 			 r->json == NULL ? jerr : "not an object");
 		return;
 	}
@@ -514,8 +514,8 @@ judge_answer(struct upstream_result *r)
 	for (i = 0; text[i] != '\0'; i++)
 		if ((unsigned char)text[i] < 0x20 || (unsigned char)text[i] > 0x7e)
 			text[i] = '?';
-	r->permanent = (json_is_integer(code) && (json_integer_value(code) == 401 ||
-						    json_integer_value(code) == 403)) ||
+	r->permanent = (json_is_integer(code) &&
+			(json_integer_value(code) == 401 || json_integer_value(code) == 403)) ||
 		       looks_like_credentials(message);
 	if (json_is_integer(code))
 		snprintf(r->error, sizeof(r->error), "%strade API code %lld: %s",
@@ -542,21 +542,23 @@ no_answer_reason(struct call *c, struct upstream_result *r)
 		snprintf(r->error, sizeof(r->error), "TLS: %s", buf);
 	} else if (c->has_http_error && c->http_error == EVREQ_HTTP_TIMEOUT) {
 		c->u->stats.timeouts++;
-		snprintf(r->error, sizeof(r->error), "timed out after %d ms", c->u->cfg->timeout_ms);
+		snprintf(r->error, sizeof(r->error), "timed out after %d ms",
+			 c->u->cfg->timeout_ms);
 	} else {
 		snprintf(r->error, sizeof(r->error), "no answer from %.100s:%d (%s)", c->u->host,
 			 c->u->port,
 			 c->has_http_error && c->http_error == EVREQ_HTTP_EOF
-				 ? "connection refused or closed"
-				 : "connection failed");
+			     ? "connection refused or closed"
+			     : "connection failed");
 	}
 }
 
 static bool
 looks_like_credentials(const char *message)
 {
-	static const char *const words[] = {"appkey", "appsecret", "app key", "app secret",
-					    "credential", "unauthori", "permission denied"};
+	static const char *const words[] = {"appkey",		"appsecret",  "app key",
+					    "app secret",	"credential", "unauthori",
+					    "permission denied"};
 
 	if (message == NULL)
 		return false;

@@ -25,12 +25,12 @@
 struct upstream;
 
 struct upstream_result {
-	bool ok;         /* HTTP 200, a JSON object, and code == 200 */
+	bool ok;	 /* HTTP 200, a JSON object, and code == 200 */
 	int http_status; /* 0 when no HTTP answer came */
-	char *body;      /* the raw answer, NUL-terminated, or NULL */
+	char *body;	 /* the raw answer, NUL-terminated, or NULL */
 	size_t body_len;
-	json_t *json;    /* the answer parsed, or NULL when it is not JSON */
-	bool permanent;  /* retrying cannot fix it: bad credentials */
+	json_t *json;	 /* the answer parsed, or NULL when it is not JSON */
+	bool permanent;	 /* retrying cannot fix it: bad credentials */
 	char error[256]; /* readable, secret-free reason when !ok */
 	long latency_ms;
 };
@@ -44,8 +44,8 @@ struct upstream_stats {
 	struct histogram latency_ms;
 };
 
-struct upstream *upstream_new(struct event_base *base, const struct upstream_config *cfg,
-			      char *err, size_t errlen);
+struct upstream *upstream_new(struct event_base *base, const struct upstream_config *cfg, char *err,
+			      size_t errlen);
 
 /*
  * POST PARAMS (a JSON object, stolen) plus APP's appKey and appSecret to

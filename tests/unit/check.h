@@ -17,34 +17,33 @@ struct check_state {
 };
 static struct check_state check_state;
 
-#define CHECK(cond)                                                                         \
-	do {                                                                                \
-		if (!(cond)) {                                                              \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,    \
-				#cond);                                                     \
-			check_state.failures++;                                             \
-		}                                                                           \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
+			check_state.failures++;                                                    \
+		}                                                                                  \
 	} while (0)
 
-#define CHECK_STR(a, b)                                                                     \
-	do {                                                                                \
-		const char *check_a_ = (a), *check_b_ = (b);                                \
-		if (check_a_ == NULL || check_b_ == NULL || strcmp(check_a_, check_b_) != 0) { \
-			fprintf(stderr, "%s:%d: check failed: %s == %s (\"%s\" vs \"%s\")\n", \
-				__FILE__, __LINE__, #a, #b, check_a_ ? check_a_ : "(null)",  \
-				check_b_ ? check_b_ : "(null)");                            \
-			check_state.failures++;                                             \
-		}                                                                           \
+#define CHECK_STR(a, b)                                                                            \
+	do {                                                                                       \
+		const char *check_a_ = (a), *check_b_ = (b);                                       \
+		if (check_a_ == NULL || check_b_ == NULL || strcmp(check_a_, check_b_) != 0) {     \
+			fprintf(stderr, "%s:%d: check failed: %s == %s (\"%s\" vs \"%s\")\n",      \
+				__FILE__, __LINE__, #a, #b, check_a_ ? check_a_ : "(null)",        \
+				check_b_ ? check_b_ : "(null)");                                   \
+			check_state.failures++;                                                    \
+		}                                                                                  \
 	} while (0)
 
-#define CHECK_INT(a, b)                                                                     \
-	do {                                                                                \
-		long long check_a_ = (long long)(a), check_b_ = (long long)(b);             \
-		if (check_a_ != check_b_) {                                                 \
-			fprintf(stderr, "%s:%d: check failed: %s == %s (%lld vs %lld)\n",   \
-				__FILE__, __LINE__, #a, #b, check_a_, check_b_);            \
-			check_state.failures++;                                             \
-		}                                                                           \
+#define CHECK_INT(a, b)                                                                            \
+	do {                                                                                       \
+		long long check_a_ = (long long)(a), check_b_ = (long long)(b);                    \
+		if (check_a_ != check_b_) {                                                        \
+			fprintf(stderr, "%s:%d: check failed: %s == %s (%lld vs %lld)\n",          \
+				__FILE__, __LINE__, #a, #b, check_a_, check_b_);                   \
+			check_state.failures++;                                                    \
+		}                                                                                  \
 	} while (0)
 
 struct check_test {
@@ -52,7 +51,10 @@ struct check_test {
 	void (*fn)(void);
 };
 
-#define CHECK_TEST(fn) {#fn, fn}
+#define CHECK_TEST(fn)                                                                             \
+	{                                                                                          \
+#fn, fn                                                                            \
+	}
 
 static inline int
 check_run(const char *suite, const struct check_test *tests, size_t n)
@@ -73,11 +75,11 @@ check_run(const char *suite, const struct check_test *tests, size_t n)
 	return failed == 0 ? 0 : 1;
 }
 
-#define CHECK_MAIN(suite, ...)                                                              \
-	int main(void)                                                                      \
-	{                                                                                   \
-		static const struct check_test tests_[] = {__VA_ARGS__};                    \
-		return check_run(suite, tests_, sizeof(tests_) / sizeof(tests_[0]));        \
+#define CHECK_MAIN(suite, ...)                                                                     \
+	int main(void)                                                                             \
+	{                                                                                          \
+		static const struct check_test tests_[] = {__VA_ARGS__};                           \
+		return check_run(suite, tests_, sizeof(tests_) / sizeof(tests_[0]));               \
 	}
 
 #endif
