@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <libpq-fe.h>
@@ -309,7 +310,10 @@ cli_sign(const struct config *cfg, const struct cli_args *args)
 	signature_hex(mac, hex);
 	fputs("message=", stdout);
 	print_encoded(f.value, len);
-	printf("&%s=%s\n", field, hex);
+	printf("&%s=%s", field, hex);
+	/* Piped into curl --data-binary @-, a newline would become part of the signature. */
+	if (isatty(STDOUT_FILENO))
+		putchar('\n');
 	free(canonical);
 	free(f.value);
 	return 0;

@@ -30,7 +30,7 @@
 # running meanwhile (make test, another make) cannot swap them mid-run.
 #
 # Environment: RECEIVER_BIN (build/receiver), BENCH_DURATION (10),
-# BENCH_ROUNDS (2), BENCH_RATE (2000), BENCH_BODIES (pushes generated:
+# BENCH_ROUNDS (2), BENCH_RATE (2000), BENCH_RATE_SECONDS (60), BENCH_BODIES (pushes generated:
 # 2000000, enough for the baseline at 100-150k req/s here; a receiver run
 # loads at most 400000 per wrk thread), BENCH_KEEP=1 keeps the work
 # directory (logs, configs; it is also kept when the bench fails).
@@ -42,7 +42,7 @@ RECEIVER_BIN=${RECEIVER_BIN:-build/receiver}
 DURATION=${BENCH_DURATION:-10}
 ROUNDS=${BENCH_ROUNDS:-2}
 RATE=${BENCH_RATE:-2000}
-RATE_SECONDS=10
+RATE_SECONDS=${BENCH_RATE_SECONDS:-60} # also the memory run: VmRSS sampled every 10 s
 BODIES=${BENCH_BODIES:-2000000}
 RECEIVER_BODIES=400000 # per wrk thread: loading fewer starts wrk sooner
 THREADS=2
@@ -304,14 +304,18 @@ echo
 echo "== receiver at a constant $RATE req/s for $RATE_SECONDS s (build/bench/rate, $CONNECTIONS connections)"
 start_receiver rate 256
 rss0=$(rss_kb "$pid")
+(while sleep 10; do rss_kb "$pid" || break; done) >"$work/rss-samples" 2>/dev/null &
+sampler=$!
 rate_rc=0
 rline=$("$BENCH/rate" -u "http://127.0.0.1:$httpport$PUSH_PATH" -f "$work/rate-bodies.0" \
 	-r "$RATE" -d "$RATE_SECONDS" -c "$CONNECTIONS" -o "$work/rate.acked") || rate_rc=$?
 rss1=$(rss_kb "$pid")
+kill "$sampler" 2>/dev/null || true
+wait "$sampler" 2>/dev/null || true
 stop_server receiver
 echo "  sent $(kv "$rline" sent), answered 200 $(kv "$rline" ok), other status $(kv "$rline" non200), failed $(kv "$rline" failed), unanswered $(kv "$rline" unanswered)"
 echo "  latency from the scheduled send: p50 $(kv "$rline" p50_ms) ms, p99 $(kv "$rline" p99_ms) ms, max $(kv "$rline" max_ms) ms (sends at most $(kv "$rline" max_send_lag_ms) ms late)"
-echo "  receiver VmRSS: start $rss0 kB, end $rss1 kB"
+echo "  receiver VmRSS: start $rss0 kB, every 10 s: $(tr '\n' ' ' <"$work/rss-samples")kB, end $rss1 kB"
 batch_histogram "$db" "$RATE_SECONDS"
 set -- $(psql_db "$db" -F ' ' <<EOF
 CREATE TEMP TABLE acked (msg_id bigint);

@@ -13,7 +13,8 @@
 The binary is FAKE_API_BIN (build/asan/fake_api for the sanitizer build),
 else fake_api next to RECEIVER_BIN, else build/fake_api; relative to the
 repo root unless absolute.  Nothing is built here.  The fixture is FAKE_API_FIXTURE, default
-/work/shared/fixtures/getBuyerOrderList.response.json.
+tests/fixtures/getBuyerOrderList.response.json (PROTOCOL.md's documented
+sample answer of getBuyerOrderList).
 
 With tls=True a throw-away CA and a server certificate for localhost and
 127.0.0.1, signed by it, are made with the openssl command line in a temp
@@ -37,7 +38,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-DEFAULT_FIXTURE = "/work/shared/fixtures/getBuyerOrderList.response.json"
+DEFAULT_FIXTURE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               "fixtures", "getBuyerOrderList.response.json")
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error")
 
 BUYER_VIEW = "/alibaba/trade/get/buyerView"
