@@ -55,7 +55,7 @@ struct field {
 };
 
 /* No table has more fields than this: the size of apply_table's lines[]. */
-#define MAX_FIELDS 8
+#define MAX_FIELDS 16
 
 struct loader {
 	const char *file;
@@ -111,6 +111,9 @@ static const struct field server_fields[] = {
     INT("request_timeout_s", struct server_config, request_timeout_s, 1, 3600),
     INT("workers", struct server_config, workers, 1, 64),
     STRING("admin_listen", struct server_config, admin_listen, check_listen_or_empty, false),
+    STRING("tls_cert", struct server_config, tls_cert, NULL, false),
+    STRING("tls_key", struct server_config, tls_key, NULL, false),
+    INT("max_rejections_per_s", struct server_config, max_rejections_per_s, 0, 1000000),
 };
 
 static const struct field database_fields[] = {
@@ -533,6 +536,9 @@ set_defaults(struct config *cfg)
 	cfg->server.request_timeout_s = 10;
 	cfg->server.workers = 1;
 	cfg->server.admin_listen = strdup("");
+	cfg->server.tls_cert = strdup("");
+	cfg->server.tls_key = strdup("");
+	cfg->server.max_rejections_per_s = 100;
 
 	cfg->database.max_batch = 256;
 	cfg->database.commit_timeout_ms = 5000;
@@ -555,7 +561,8 @@ set_defaults(struct config *cfg)
 
 	if (cfg->server.listen == NULL || cfg->upstream.base_url == NULL ||
 	    cfg->upstream.ca_file == NULL || cfg->log.level == NULL ||
-	    cfg->server.admin_listen == NULL) {
+	    cfg->server.admin_listen == NULL || cfg->server.tls_cert == NULL ||
+	    cfg->server.tls_key == NULL) {
 		return -1;
 	}
 	return 0;
@@ -812,6 +819,13 @@ load_doc(struct loader *ld, struct config *cfg, const struct toml_doc *doc)
 		if (apply_table(ld, t, t->name, fields, n_fields, base, lines) < 0) {
 			return -1;
 		}
+		if (base == &cfg->server &&
+		    (cfg->server.tls_cert[0] == '\0') != (cfg->server.tls_key[0] == '\0')) {
+			return errorf(ld, t->line,
+				      cfg->server.tls_cert[0] == '\0' ? "server.tls_cert"
+								      : "server.tls_key",
+				      "tls_cert and tls_key go together: set both, or neither");
+		}
 		if (base == &cfg->reconcile &&
 		    cfg->reconcile.backoff_max_ms < cfg->reconcile.backoff_min_ms) {
 			if (lines[RECONCILE_BACKOFF_MAX] != 0) {
@@ -910,6 +924,8 @@ config_free(struct config *cfg)
 	free(cfg->file);
 	wipe_free(cfg->server.listen);
 	wipe_free(cfg->server.admin_listen);
+	wipe_free(cfg->server.tls_cert);
+	wipe_free(cfg->server.tls_key);
 	wipe_free(cfg->database.url);
 	for (size_t i = 0; i < cfg->n_apps; i++) {
 		struct app_config *app = &cfg->apps[i];

@@ -30,12 +30,15 @@ struct app_config {
 };
 
 struct server_config {
-	char *listen;	       /* "host:port", default "127.0.0.1:8080" */
-	size_t max_body_bytes; /* default 262144 */
-	size_t max_pending;    /* pushes waiting for a commit; default 4096 */
-	int request_timeout_s; /* read/write timeout per connection; default 10 */
-	int workers;	       /* processes sharing the port (SO_REUSEPORT); default 1 */
-	char *admin_listen;    /* "host:port" for /metrics, /healthz, /readyz; "" = off */
+	char *listen;		  /* "host:port", default "127.0.0.1:8080" */
+	size_t max_body_bytes;	  /* default 262144 */
+	size_t max_pending;	  /* pushes waiting for a commit; default 4096 */
+	int request_timeout_s;	  /* read/write timeout per connection; default 10 */
+	int workers;		  /* processes sharing the port (SO_REUSEPORT); default 1 */
+	char *admin_listen;	  /* "host:port" for /metrics, /healthz, /readyz; "" = off */
+	char *tls_cert;		  /* PEM certificate chain: serve HTTPS; "" = plain HTTP */
+	char *tls_key;		  /* PEM private key for tls_cert */
+	int max_rejections_per_s; /* audit rows of rejected requests per second; 0 = all */
 };
 
 struct database_config {

@@ -36,7 +36,9 @@
 #include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
+#include <openssl/ssl.h>
 
 #include "http.h"
 #include "log.h"
@@ -59,7 +61,10 @@ struct http {
 	struct evconnlistener *listener; /* bound's, while accepting */
 	struct event *ev_resume;	 /* re-enables accepting after an error */
 	struct evhttp *admin;		 /* [server] admin_listen, or NULL */
-	unsigned int id_prefix;		 /* makes request ids unique across restarts */
+	SSL_CTX *ssl_ctx;		 /* [server] tls_cert, or NULL */
+	double audit_tokens;		 /* rejections that may still be audited */
+	int64_t audit_refilled_us;
+	unsigned int id_prefix; /* makes request ids unique across restarts */
 	unsigned long long next_id;
 	struct http_stats stats;
 	http_metrics_fn metrics_fn;
@@ -72,6 +77,8 @@ static evutil_socket_t open_listener(const char *addr, bool reuseport, char *err
 static void on_accept_error(struct evconnlistener *listener, void *arg);
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg);
 static struct bufferevent *on_connection(struct event_base *base, void *arg);
+static int make_tls(struct http *h, char *err, size_t errlen);
+static bool audit_allowed(struct http *h);
 static void watch_replies(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg);
 static void serve_health(struct http *h, struct evhttp_request *req, const char *path);
 static void serve_metrics(struct http *h, struct evhttp_request *req);
@@ -140,9 +147,11 @@ int
 http_listen(struct http *h, char *err, size_t errlen)
 {
 	static const struct timeval one_second = {1, 0};
-	evutil_socket_t fd =
-	    open_listener(h->cfg->server.listen, h->cfg->server.workers > 1, err, errlen);
+	evutil_socket_t fd;
 
+	if (make_tls(h, err, errlen) < 0)
+		return -1;
+	fd = open_listener(h->cfg->server.listen, h->cfg->server.workers > 1, err, errlen);
 	if (fd < 0)
 		return -1;
 	h->bound = evhttp_accept_socket_with_handle(h->evhttp, fd);
@@ -297,6 +306,8 @@ http_free(struct http *h)
 	if (h->admin != NULL)
 		evhttp_free(h->admin);
 	evhttp_free(h->evhttp);
+	if (h->ssl_ctx != NULL)
+		SSL_CTX_free(h->ssl_ctx);
 	free(h->stats.requests);
 	free(h);
 }
@@ -409,11 +420,54 @@ count(struct http *h, int app_index, int status)
 static struct bufferevent *
 on_connection(struct event_base *base, void *arg)
 {
-	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	struct http *h = arg;
+	struct bufferevent *bev;
 
+	if (h->ssl_ctx != NULL) {
+		SSL *ssl = SSL_new(h->ssl_ctx);
+
+		if (ssl == NULL)
+			return NULL;
+		bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+						     BEV_OPT_CLOSE_ON_FREE);
+		if (bev == NULL)
+			SSL_free(ssl);
+	} else {
+		bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	}
+	/* For TLS this is the plaintext side: the replies as evhttp wrote them. */
 	if (bev != NULL)
-		evbuffer_add_cb(bufferevent_get_output(bev), watch_replies, arg);
+		evbuffer_add_cb(bufferevent_get_output(bev), watch_replies, h);
 	return bev;
+}
+
+/* [server] tls_cert and tls_key: TLS 1.2 or newer, straight on our port. */
+static int
+make_tls(struct http *h, char *err, size_t errlen)
+{
+	const struct server_config *sc = &h->cfg->server;
+
+	if (sc->tls_cert[0] == '\0')
+		return 0;
+	h->ssl_ctx = SSL_CTX_new(TLS_server_method());
+	if (h->ssl_ctx == NULL) {
+		snprintf(err, errlen, "cannot create a TLS context");
+		return -1;
+	}
+	SSL_CTX_set_min_proto_version(h->ssl_ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(h->ssl_ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	if (SSL_CTX_use_certificate_chain_file(h->ssl_ctx, sc->tls_cert) != 1) {
+		snprintf(err, errlen, "server.tls_cert: cannot load %s", sc->tls_cert);
+		return -1;
+	}
+	if (SSL_CTX_use_PrivateKey_file(h->ssl_ctx, sc->tls_key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(h->ssl_ctx) != 1) {
+		snprintf(err, errlen,
+			 "server.tls_key: cannot load %s, or it does not match tls_cert",
+			 sc->tls_key);
+		return -1;
+	}
+	return 0;
 }
 
 /*
@@ -515,7 +569,34 @@ reject(struct http *h, struct delivery *d, struct evhttp_request *req, int statu
 	form_free(&d->form);
 	d->done = audit_done;
 	d->owner = NULL;
+	if (!audit_allowed(h)) {
+		h->stats.rejections_not_audited++;
+		delivery_free(d);
+		return;
+	}
 	store_audit(h->store, d);
+}
+
+/*
+ * A token bucket of [server] max_rejections_per_s: a flood of junk is
+ * still answered, and counted, but cannot fill the disk with audit rows.
+ */
+static bool
+audit_allowed(struct http *h)
+{
+	double rate = h->cfg->server.max_rejections_per_s;
+	int64_t now = now_us();
+
+	if (rate <= 0)
+		return true;
+	h->audit_tokens += rate * (double)(now - h->audit_refilled_us) / 1e6;
+	if (h->audit_tokens > rate)
+		h->audit_tokens = rate;
+	h->audit_refilled_us = now;
+	if (h->audit_tokens < 1)
+		return false;
+	h->audit_tokens -= 1;
+	return true;
 }
 
 static void

@@ -28,6 +28,7 @@ struct http_stats {
 	size_t n_rows;	    /* one row per [[app]], in order, then one for no app */
 	uint64_t *requests; /* [n_rows][HTTP_STATUS_KINDS] */
 	uint64_t signature_failures;
+	uint64_t rejections_not_audited; /* over [server] max_rejections_per_s */
 };
 
 /* Writes the /metrics page. */

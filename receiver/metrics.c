@@ -170,6 +170,10 @@ render_http(struct evbuffer *out, const struct metrics_sources *src)
 		       "Pushes refused for a missing or wrong signature.");
 	metrics_value(out, "receiver_signature_failures_total", NULL,
 		      (double)h->signature_failures);
+	metrics_family(out, "receiver_rejections_not_audited_total", "counter",
+		       "Rejected requests beyond max_rejections_per_s: answered, not audited.");
+	metrics_value(out, "receiver_rejections_not_audited_total", NULL,
+		      (double)h->rejections_not_audited);
 }
 
 static void

@@ -482,6 +482,7 @@ class Receiver:
     """One `receiver serve` process on a free port, for DB."""
 
     wrapper = ()  # a command to run it under, e.g. ("valgrind", ...)
+    tls_ca = None  # with [server] tls_cert: the CA to verify it with (HTTPS probes)
 
     def __init__(self, db, extra=None, migrate=True, start=True):
         self.db = db
@@ -628,6 +629,11 @@ class Receiver:
     # --- HTTP -------------------------------------------------------------
 
     def connection(self, timeout=10):
+        if self.tls_ca is not None:
+            import ssl
+            ctx = ssl.create_default_context(cafile=self.tls_ca)
+            return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
+                                               context=ctx)
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 
     def post(self, path, body, content_type="application/x-www-form-urlencoded",
