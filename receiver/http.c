@@ -639,10 +639,10 @@ delivery_new(struct http *h, struct evhttp_request *req, const struct app_config
 	d->method = method_name(evhttp_request_get_command(req));
 	d->signature_ok = -1;
 	d->body_bytes = evbuffer_get_length(evhttp_request_get_input_buffer(req));
-	copy_printable(d->path, sizeof(d->path), uri != NULL ? uri : "");
+	copy_printable(d->path, sizeof(d->path), uri);
 	if (evcon != NULL)
 		evhttp_connection_get_peer(evcon, &peer, &port);
-	copy_printable(d->remote, sizeof(d->remote), peer != NULL ? peer : "");
+	copy_printable(d->remote, sizeof(d->remote), peer);
 	return d;
 }
 
@@ -704,12 +704,13 @@ set_error(struct delivery *d, const char *text)
 	copy_printable(d->error, sizeof(d->error), text);
 }
 
+/* SRC (NULL: empty) into DST, non-printable bytes as '?', truncated. */
 static void
 copy_printable(char *dst, size_t cap, const char *src)
 {
-	size_t i;
+	size_t i = 0;
 
-	for (i = 0; i + 1 < cap && src[i] != '\0'; i++)
+	for (; src != NULL && i + 1 < cap && src[i] != '\0'; i++)
 		dst[i] = isprint((unsigned char)src[i]) ? src[i] : '?';
 	dst[i] = '\0';
 }

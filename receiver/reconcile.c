@@ -329,24 +329,32 @@ static void
 op_add(struct reconciler *r, const char *sql, op_fn fn, void *ctx, int nparams, ...)
 {
 	struct op *op = calloc(1, sizeof(*op));
+	bool copied = op != NULL;
 	va_list ap;
 
-	if (op == NULL) {
+	if (op != NULL) {
+		op->r = r;
+		op->sql = sql;
+		op->fn = fn;
+		op->ctx = ctx;
+		op->nparams = nparams;
+		va_start(ap, nparams);
+		for (int i = 0; i < nparams; i++) {
+			const char *p = va_arg(ap, const char *);
+
+			/* A failed copy must not turn into an SQL NULL. */
+			op->params[i] = p != NULL ? strdup(p) : NULL;
+			if (p != NULL && op->params[i] == NULL)
+				copied = false;
+		}
+		va_end(ap);
+	}
+	if (!copied) {
+		if (op != NULL)
+			op_free(op);
 		fn(r, ctx, NULL, "out of memory");
 		return;
 	}
-	op->r = r;
-	op->sql = sql;
-	op->fn = fn;
-	op->ctx = ctx;
-	op->nparams = nparams;
-	va_start(ap, nparams);
-	for (int i = 0; i < nparams; i++) {
-		const char *p = va_arg(ap, const char *);
-
-		op->params[i] = p != NULL ? strdup(p) : NULL;
-	}
-	va_end(ap);
 	TAILQ_INSERT_TAIL(&r->ops, op, link);
 	op_run(r);
 }
