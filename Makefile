@@ -94,10 +94,13 @@ unit: all unit-bins
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/receiver/sql \
-	    $(DESTDIR)/etc/receiver
+	    $(DESTDIR)$(PREFIX)/share/doc/receiver $(DESTDIR)/etc/receiver
 	install -m 0755 $(BUILD)/receiver $(DESTDIR)$(PREFIX)/bin/receiver
 	install -m 0644 $(MIGRATIONS) $(DESTDIR)$(PREFIX)/share/receiver/sql/
-	install -m 0640 receiver.toml $(DESTDIR)$(PREFIX)/share/receiver/receiver.toml.example
+	install -m 0644 deploy/receiver.service deploy/nginx.conf $(DESTDIR)$(PREFIX)/share/receiver/
+	install -m 0644 README.md RELIABILITY.md $(DESTDIR)$(PREFIX)/share/doc/receiver/
+	install -m 0640 receiver.toml $(DESTDIR)/etc/receiver/receiver.toml.example
+	@echo "installed; copy /etc/receiver/receiver.toml.example to /etc/receiver/receiver.toml and edit it"
 
 format:
 	clang-format -i receiver/*.c receiver/*.h tests/unit/*.c tests/unit/*.h
