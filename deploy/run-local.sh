@@ -6,7 +6,7 @@ set -eu
 config=${1:-receiver.toml}
 if [ -z "${DATABASE_URL:-}" ]; then
 	sh deploy/pg-local.sh start var/pg 54329
-	echo "run: local PostgreSQL on 127.0.0.1:54329 (data in var/pg; stop it with: sh deploy/pg-local.sh stop var/pg 54329)"
+	echo "run: stop that PostgreSQL with: sh deploy/pg-local.sh stop var/pg 54329"
 fi
 build/receiver migrate -c "$config"
 exec build/receiver serve -c "$config"
