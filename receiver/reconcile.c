@@ -109,6 +109,7 @@ struct reconciler {
 	struct upstream *upstream;
 	struct event *ev_tick;
 	bool background;
+	bool stopping; /* no new work; what is abandoned is no failure */
 
 	struct op_list ops;
 	struct op *running_op;
@@ -246,6 +247,13 @@ reconciler_get_stats(const struct reconciler *r)
 	return &r->stats;
 }
 
+void
+reconciler_stop(struct reconciler *r)
+{
+	r->background = false;
+	event_del(r->ev_tick);
+}
+
 const struct upstream_stats *
 reconciler_upstream_stats(const struct reconciler *r)
 {
@@ -260,6 +268,7 @@ reconciler_free(struct reconciler *r)
 	if (r == NULL)
 		return;
 	r->background = false;
+	r->stopping = true;
 	/* Abandoned calls report "shutting down"; their jobs' leases expire. */
 	upstream_free(r->upstream);
 	r->upstream = NULL;
@@ -408,7 +417,8 @@ claim(struct reconciler *r)
 	char limit[24], lease[24];
 	long lease_ms;
 
-	if (!r->background || r->claiming || !db_up(r->db) || r->jobs_running >= slots)
+	if (!r->background || r->stopping || r->claiming || !db_up(r->db) ||
+	    r->jobs_running >= slots)
 		return;
 	slots -= r->jobs_running;
 	lease_ms = lease_for(cfg, upstream_pending(r->upstream) + slots);
@@ -472,7 +482,8 @@ job_answer(void *arg, struct upstream_result *res)
 	struct reconciler *r = job->r;
 	char why[256], gen[24];
 
-	if (r->db == NULL || r->upstream == NULL) { /* shutting down */
+	/* Abandoned at shutdown: not a failure; the lease brings the job back. */
+	if (r->stopping) {
 		job_end(job, false, "shutting down");
 		return;
 	}
@@ -603,7 +614,7 @@ job_end(struct job *job, bool ok, const char *text)
 	if (job->fn != NULL)
 		job->fn(job->fn_arg, ok, text != NULL ? text : "failed");
 	free(job);
-	if (r->db != NULL)
+	if (!r->stopping)
 		claim(r);
 }
 
@@ -731,7 +742,7 @@ sweep_answer(void *arg, struct upstream_result *res)
 {
 	struct sweep *sw = arg;
 
-	if (sw->r->db == NULL) {
+	if (sw->r->stopping) {
 		sweep_end(sw, "shutting down");
 		return;
 	}
@@ -788,7 +799,7 @@ sweep_end(struct sweep *sw, const char *error)
 		return;
 	}
 	snprintf(seen, sizeof(seen), "%ld", sw->seen);
-	if (r->db == NULL) {
+	if (r->stopping) {
 		sweep_recorded(r, sw, NULL, "shutting down");
 		return;
 	}

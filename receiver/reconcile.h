@@ -58,6 +58,9 @@ void reconciler_sweep(struct reconciler *r, const struct app_config *app, time_t
 const struct reconcile_stats *reconciler_get_stats(const struct reconciler *r);
 const struct upstream_stats *reconciler_upstream_stats(const struct reconciler *r);
 
+/* Claim no more jobs and start no more sweeps; work under way goes on. */
+void reconciler_stop(struct reconciler *r);
+
 /* Stop at once: calls in flight are abandoned (their leases expire). */
 void reconciler_free(struct reconciler *r);
 

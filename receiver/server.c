@@ -166,6 +166,8 @@ worker_run(struct config *cfg, int index)
 	char err[256];
 	int rc = 1;
 
+	/* Jitter (reconnects, backoffs) must differ between workers and hosts. */
+	srandom((unsigned)time(NULL) ^ ((unsigned)getpid() << 16) ^ (unsigned)gethostid());
 	if (worker_init(&w, cfg, index == 0) < 0)
 		goto out;
 	if (http_listen(w.http, err, sizeof(err)) < 0 ||
@@ -264,6 +266,8 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	w->stopping = true;
 	log_event(LOG_INFO, "stopping", "signal %d: finishing the pushes in flight", (int)sig);
 	http_stop_accepting(w->http);
+	if (w->reconciler != NULL)
+		reconciler_stop(w->reconciler);
 	evtimer_add(w->ev_deadline, &deadline);
 	store_drain(w->store, on_drained, w);
 }

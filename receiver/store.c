@@ -25,7 +25,8 @@
 #include "log.h"
 #include "store.h"
 
-#define INGEST_SQL "SELECT receiver_ingest($1::jsonb)"
+#define INGEST_SQL	"SELECT receiver_ingest($1::jsonb)"
+#define MAX_BATCH_BYTES (64 * 1024 * 1024)
 
 TAILQ_HEAD(delivery_list, delivery);
 
@@ -209,7 +210,9 @@ send_batch(struct store *s)
 
 	evbuffer_drain(s->json, evbuffer_get_length(s->json));
 	evbuffer_add(s->json, "[", 1);
-	while (s->batch_len < max && (d = TAILQ_FIRST(&s->queue)) != NULL) {
+	/* PostgreSQL refuses a jsonb array over 256 MiB: stay well below. */
+	while (s->batch_len < max && evbuffer_get_length(s->json) < MAX_BATCH_BYTES &&
+	       (d = TAILQ_FIRST(&s->queue)) != NULL) {
 		TAILQ_REMOVE(&s->queue, d, link);
 		s->queued--;
 		if (s->batch_len > 0)

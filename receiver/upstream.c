@@ -97,6 +97,7 @@ static void finish(struct call *c, struct upstream_result *r);
 static void classify(struct call *c, struct evhttp_request *req, struct upstream_result *r);
 static void judge_answer(struct upstream_result *r);
 static void no_answer_reason(struct call *c, struct upstream_result *r);
+static void abandon(struct call *c);
 static void call_free(struct call *c);
 static bool looks_like_credentials(const char *message);
 static bool contains_nocase(const char *haystack, const char *needle);
@@ -194,10 +195,7 @@ upstream_free(struct upstream *u)
 	while ((c = TAILQ_FIRST(&u->queue)) != NULL || (c = TAILQ_FIRST(&u->running)) != NULL) {
 		struct upstream_result r = {0};
 
-		if (c->req != NULL) {
-			evhttp_cancel_request(c->req);
-			c->req = NULL;
-		}
+		abandon(c);
 		snprintf(r.error, sizeof(r.error), "shutting down");
 		finish(c, &r);
 	}
@@ -416,10 +414,7 @@ deadline(struct call *c)
 {
 	struct upstream_result r = {0};
 
-	if (c->req != NULL) {
-		evhttp_cancel_request(c->req); /* frees it; on_answer will not run */
-		c->req = NULL;
-	}
+	abandon(c);
 	c->u->stats.timeouts++;
 	snprintf(r.error, sizeof(r.error), "timed out after %d ms", c->u->cfg->timeout_ms);
 	finish(c, &r);
@@ -580,6 +575,24 @@ contains_nocase(const char *haystack, const char *needle)
 }
 
 /* --- cleanup ------------------------------------------------------------ */
+
+/*
+ * Drop a call still waiting for its answer.  The connection is freed
+ * rather than the request cancelled: evhttp_cancel_request() leaves a
+ * read callback that is already queued in place, and libevent aborts when
+ * it then finds the connection reset.  Freeing the connection frees its
+ * request without calling on_answer().  Never called from evhttp's own
+ * callbacks: only from our timer and from upstream_free().
+ */
+static void
+abandon(struct call *c)
+{
+	if (c->evcon != NULL)
+		evhttp_connection_free(c->evcon);
+	c->evcon = NULL;
+	c->bev = NULL;
+	c->req = NULL;
+}
 
 /* Free the call and its connection (which frees its bufferevent and SSL). */
 static void

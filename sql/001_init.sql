@@ -110,6 +110,9 @@ BEGIN
                e->'payload'
         FROM jsonb_array_elements(batch) AS d, LATERAL (SELECT d->'ev' AS e) AS x
         WHERE jsonb_typeof(e) = 'object'
+        -- In key order, so that receivers inserting the same msgIds (a
+        -- retried push landing on two of them) cannot deadlock.
+        ORDER BY (e->>'msg_id')::bigint
         ON CONFLICT (msg_id) DO NOTHING
         RETURNING msg_id
     )

@@ -167,18 +167,22 @@ END
 $fn$;
 
 -- A job's fetch failed: due again after p_retry_ms, or dead once it used
--- p_max_attempts (or at once when retrying cannot help), unless a message
--- asked again meanwhile.
+-- p_max_attempts (or at once when retrying cannot help).  A message that
+-- asked again while the fetch ran (generation moved on) wins: the job is
+-- due at once, with its attempts counted afresh.
 CREATE FUNCTION receiver_job_failed(p_order_id bigint, p_generation bigint, p_error text,
                                     p_retry_ms integer, p_max_attempts integer,
                                     p_permanent boolean)
 RETURNS text LANGUAGE sql AS $fn$
     UPDATE reconcile_jobs
     SET last_error = p_error,
-        state = CASE WHEN p_permanent OR (attempts >= p_max_attempts
-                                          AND generation = p_generation)
+        state = CASE WHEN generation = p_generation
+                          AND (p_permanent OR attempts >= p_max_attempts)
                      THEN 'dead' ELSE 'pending' END,
-        due_at = now() + p_retry_ms * interval '1 millisecond'
+        attempts = CASE WHEN generation = p_generation THEN attempts ELSE 0 END,
+        due_at = CASE WHEN generation = p_generation
+                      THEN now() + p_retry_ms * interval '1 millisecond'
+                      ELSE now() END
     WHERE order_id = p_order_id
     RETURNING state
 $fn$;

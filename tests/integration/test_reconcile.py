@@ -514,6 +514,24 @@ class TestFailures(ReconcileTest):
         self.wait_order(o, "waitbuyerreceive")
         self.assertEqual(self.views(o), 1)
 
+    def test_shutdown_does_not_count_an_abandoned_fetch_as_failed(self):
+        # A fetch still waiting when the daemon stops is no failure: the job
+        # stays pending (its lease brings it back), even on its last attempt.
+        o = new_order_id()
+        self.api.set_orders([{"id": o, "status": "waitbuyerreceive", "modifyTime": T2}])
+        self.api.add_faults([{"kind": "hang", "count": 1, "order": o}])
+        rx = self.new_receiver(reconcile={"max_attempts": 1},
+                               upstream={"timeout_ms": 20000})
+        self.push(rx, o)
+        wait_for(lambda: self.api.stats().get("concurrent", 0) >= 1, 10, interval=0.05,
+                 what="the fetch to hang")
+        rx.stop()
+        job = self.job(o)
+        self.assertEqual(job["state"], "pending", job)
+        self.assertIsNone(job["last_error"], job)
+        self.assertFalse(any(e.get("event") in ("fetch_failed", "job_dead")
+                             for e in rx.log_events()), rx.log_tail())
+
     def assertCredentialsDead(self, rx, o):
         job = wait_for(lambda: (lambda j: j if j and j["state"] == "dead" else None)(
             self.job(o)), 10, interval=0.05, what="the job to be dead")
