@@ -22,6 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <event2/dns.h>
+#include <event2/util.h>
+
 #include "db.h"
 #include "log.h"
 
@@ -31,8 +37,18 @@
 #define CHANNEL_MAX  64
 #define SCHEMA_QUERY "SELECT coalesce(max(version), 0) FROM schema_migrations"
 
+/*
+ * A lookup's callback argument lives apart from the db: cancelling a
+ * lookup only schedules its callback, which may then run after the db was
+ * freed, and must find out.
+ */
+struct lookup {
+	struct db *db; /* NULL once orphaned */
+};
+
 enum db_state {
 	DB_DOWN,
+	DB_RESOLVING, /* looking the host name up, without blocking */
 	DB_CONNECTING,
 	DB_SETUP,
 	DB_IDLE,
@@ -51,7 +67,10 @@ struct db {
 	const char *why_down; /* static text */
 	struct event *ev_read;
 	struct event *ev_write;
-	struct event *ev_timer; /* retry, connect timeout or query timeout */
+	struct event *ev_timer;			  /* retry, connect timeout or query timeout */
+	struct evdns_base *dns;			  /* made at the first host name to look up */
+	struct evdns_getaddrinfo_request *lookup; /* while DB_RESOLVING */
+	struct lookup *lookup_ctx;		  /* its callback's argument */
 	int retry_ms;
 
 	int schema_version; /* needed */
@@ -67,6 +86,10 @@ struct db {
 };
 
 static void connect_begin(struct db *db);
+static void connect_start(struct db *db, const char *hostaddr);
+static void on_resolved(int result, struct evutil_addrinfo *ai, void *arg);
+static char *host_to_resolve(const char *conninfo);
+static void cancel_lookup(struct db *db);
 static void connect_poll(struct db *db);
 static void setup(struct db *db);
 static void setup_finished(struct db *db);
@@ -173,6 +196,9 @@ db_free(struct db *db)
 	if (db->ev_write != NULL)
 		event_free(db->ev_write);
 	event_free(db->ev_timer);
+	cancel_lookup(db);
+	if (db->dns != NULL)
+		evdns_base_free(db->dns, 0);
 	if (db->conn != NULL)
 		PQfinish(db->conn);
 	free(db);
@@ -180,10 +206,107 @@ db_free(struct db *db)
 
 /* --- connecting --------------------------------------------------------- */
 
+/*
+ * libpq resolves a host name with a blocking getaddrinfo() inside
+ * PQconnectStart: the loop would stall for as long as DNS takes.  So a
+ * host name is looked up first with libevent's resolver, and libpq is
+ * given the address as hostaddr (the name stays as host, for TLS and
+ * authentication).  Addresses, socket directories and lists of hosts go
+ * to libpq as they are.
+ */
 static void
 connect_begin(struct db *db)
 {
-	db->conn = PQconnectStart(db->cfg->url);
+	struct evutil_addrinfo hints = {0};
+	char *host = host_to_resolve(db->cfg->url);
+
+	arm_timer(db, db->cfg->connect_timeout_ms);
+	if (host == NULL) {
+		connect_start(db, NULL);
+		return;
+	}
+	if (db->dns == NULL)
+		db->dns = evdns_base_new(db->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	if (db->dns == NULL) {
+		free(host);
+		go_down(db, "database unreachable", "cannot start the DNS resolver");
+		return;
+	}
+	db->lookup_ctx = calloc(1, sizeof(*db->lookup_ctx));
+	if (db->lookup_ctx == NULL) {
+		free(host);
+		go_down(db, "database unreachable", "out of memory");
+		return;
+	}
+	db->lookup_ctx->db = db;
+	db->state = DB_RESOLVING;
+	db->why_down = "resolving the database host";
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	/* The callback may run before this returns (a cached or local answer). */
+	db->lookup = evdns_getaddrinfo(db->dns, host, NULL, &hints, on_resolved, db->lookup_ctx);
+	free(host);
+}
+
+static void
+on_resolved(int result, struct evutil_addrinfo *ai, void *arg)
+{
+	struct lookup *lk = arg;
+	struct db *db = lk->db;
+	char addr[INET6_ADDRSTRLEN] = "";
+
+	free(lk);
+	if (db == NULL || result == EVUTIL_EAI_CANCEL) {
+		if (ai != NULL)
+			evutil_freeaddrinfo(ai);
+		return; /* orphaned or cancelled: already handled */
+	}
+	db->lookup = NULL;
+	db->lookup_ctx = NULL;
+	if (result == 0 && ai != NULL) {
+		const void *in =
+		    ai->ai_family == AF_INET6
+			? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
+			: (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+
+		evutil_inet_ntop(ai->ai_family, in, addr, sizeof(addr));
+	}
+	if (ai != NULL)
+		evutil_freeaddrinfo(ai);
+	if (addr[0] == '\0') {
+		go_down(db, "database unreachable", evutil_gai_strerror(result));
+		return;
+	}
+	connect_start(db, addr);
+}
+
+/* Orphan the lookup in flight, then cancel it: its callback frees the context. */
+static void
+cancel_lookup(struct db *db)
+{
+	struct evdns_getaddrinfo_request *lookup = db->lookup;
+
+	if (lookup == NULL)
+		return;
+	db->lookup_ctx->db = NULL;
+	db->lookup = NULL;
+	db->lookup_ctx = NULL;
+	evdns_getaddrinfo_cancel(lookup);
+}
+
+/* Start libpq's connection, to HOSTADDR when the name was looked up. */
+static void
+connect_start(struct db *db, const char *hostaddr)
+{
+	if (hostaddr == NULL) {
+		db->conn = PQconnectStart(db->cfg->url);
+	} else {
+		const char *const keywords[] = {"dbname", "hostaddr", NULL};
+		const char *const values[] = {db->cfg->url, hostaddr, NULL};
+
+		/* expand_dbname: the URL's own settings, then hostaddr on top. */
+		db->conn = PQconnectStartParams(keywords, values, 1);
+	}
 	if (db->conn == NULL || PQstatus(db->conn) == CONNECTION_BAD) {
 		go_down(db, "database unreachable",
 			db->conn != NULL ? PQerrorMessage(db->conn) : "out of memory");
@@ -191,9 +314,35 @@ connect_begin(struct db *db)
 	}
 	db->state = DB_CONNECTING;
 	db->why_down = "connecting to the database";
-	arm_timer(db, db->cfg->connect_timeout_ms);
 	/* PQconnectStart behaves as if the last poll said "writing". */
 	watch_socket(db, EV_WRITE, false);
+}
+
+/*
+ * The one host name in CONNINFO that needs a lookup, or NULL: none when
+ * hostaddr is given, the host is an address or a socket directory, or
+ * several hosts are listed (libpq then tries them in turn itself).
+ */
+static char *
+host_to_resolve(const char *conninfo)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL), *o;
+	const char *host = NULL, *hostaddr = NULL;
+	unsigned char buf[sizeof(struct in6_addr)];
+	char *name = NULL;
+
+	for (o = opts; o != NULL && o->keyword != NULL; o++) {
+		if (strcmp(o->keyword, "host") == 0)
+			host = o->val;
+		else if (strcmp(o->keyword, "hostaddr") == 0)
+			hostaddr = o->val;
+	}
+	if (host != NULL && *host != '\0' && (hostaddr == NULL || *hostaddr == '\0') &&
+	    host[0] != '/' && host[0] != '@' && strchr(host, ',') == NULL &&
+	    evutil_inet_pton(AF_INET, host, buf) != 1 && evutil_inet_pton(AF_INET6, host, buf) != 1)
+		name = strdup(host);
+	PQconninfoFree(opts);
+	return name;
 }
 
 static void
@@ -284,6 +433,7 @@ go_down(struct db *db, const char *why, const char *detail)
 	if (db->ev_write != NULL)
 		event_del(db->ev_write);
 	event_del(db->ev_timer);
+	cancel_lookup(db);
 	if (db->conn != NULL) {
 		PQfinish(db->conn);
 		db->conn = NULL;
@@ -364,6 +514,7 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 	case DB_DOWN:
 		connect_begin(db);
 		break;
+	case DB_RESOLVING:
 	case DB_CONNECTING:
 	case DB_SETUP:
 		go_down(db, "database connection timed out", NULL);

@@ -6,6 +6,7 @@ import http.client
 import os
 import signal
 import subprocess
+import time
 import unittest
 
 from harness import (PG, REPO, SHOP, VECTOR_MESSAGE, Receiver, free_port, envelope, new_msg_id, new_order_id,
@@ -175,5 +176,39 @@ class AdminListenTest(unittest.TestCase):
                     self.assertIn(b'receiver_requests_total{app="shop",status="200"} 1', body)
             conn.close()
             self.assertEqual(rx.get("/metrics")[0], 404, "metrics must leave the public port")
+        finally:
+            rx.stop()
+
+
+class HostNameTest(unittest.TestCase):
+    """A database URL with a host name: looked up with libevent's resolver
+    (libpq's own lookup would block the loop), then connected by address."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.db = PG.create_database(cls.__name__)
+
+    def test_database_host_name_is_resolved_and_used(self):
+        url = self.db.url.replace("127.0.0.1", "localhost")
+        self.assertIn("@localhost:", url)
+        rx = Receiver(self.db, extra={"database": {"url": url}})
+        try:
+            m = new_msg_id()
+            self.assertEqual(rx.push(envelope(m, order_id=new_order_id()))[0], 200)
+            self.assertEqual(self.db.value("SELECT msg_id FROM trade_events WHERE msg_id = %d"
+                                           % m), str(m))
+        finally:
+            rx.stop()
+
+    def test_unknown_host_name_is_503_not_a_stall(self):
+        rx = Receiver(self.db, start=False, migrate=False,
+                      extra={"database": {"url": "postgresql://receiver@no-such-host.invalid/x"}})
+        rx.start(ready=False)
+        try:
+            started = time.monotonic()
+            status, _, body = rx.get("/readyz")
+            self.assertEqual(status, 503, body)
+            self.assertEqual(rx.push(envelope(new_msg_id()))[0], 503)
+            self.assertLess(time.monotonic() - started, 1.0)
         finally:
             rx.stop()
