@@ -21,7 +21,6 @@
 
 static void set_err(const char **err, const char *msg);
 static size_t count_fields(const char *body, size_t len);
-static int hex_value(unsigned char c);
 static int decode_component(const char *src, size_t n, char *dst, size_t *out_len);
 static int decode_field(const char *seg, size_t n, struct form_field *f, char **buf,
 			const char **err);
@@ -45,8 +44,8 @@ count_fields(const char *body, size_t len)
 	return n;
 }
 
-static int
-hex_value(unsigned char c)
+int
+form_hex_digit(unsigned char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -73,8 +72,8 @@ decode_component(const char *src, size_t n, char *dst, size_t *out_len)
 
 			if (n - i < 3)
 				return -1;
-			hi = hex_value((unsigned char)src[i + 1]);
-			lo = hex_value((unsigned char)src[i + 2]);
+			hi = form_hex_digit((unsigned char)src[i + 1]);
+			lo = form_hex_digit((unsigned char)src[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			dst[o++] = (char)(hi << 4 | lo);

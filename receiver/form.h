@@ -42,4 +42,7 @@ const struct form_field *form_get(const struct form *form, const char *name);
 
 void form_free(struct form *form);
 
+/* The value of hex digit C (either case), or -1. */
+int form_hex_digit(unsigned char c);
+
 #endif

@@ -28,7 +28,6 @@ static bool is_signature_name(const struct form_field *f, const char *sig_field)
 static int compare_names(const void *a, const void *b);
 static char *canonical_sorted(const struct form *form, const char *sig_field, size_t *len);
 static char *canonical_message(const struct form *form, size_t *len);
-static int hex_nibble(unsigned char c);
 static bool decode_hex_mac(const struct form_field *f, unsigned char mac[SIGNATURE_MAC_LEN]);
 static const struct form_field *find_signature(const struct form *form, const char **field,
 					       enum signature_result *r);
@@ -160,18 +159,6 @@ signature_hex(const unsigned char mac[SIGNATURE_MAC_LEN], char *hex)
 	hex[SIGNATURE_HEX_LEN] = '\0';
 }
 
-static int
-hex_nibble(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Exactly 40 hex digits, either case; anything else is malformed. */
 static bool
 decode_hex_mac(const struct form_field *f, unsigned char mac[SIGNATURE_MAC_LEN])
@@ -179,8 +166,8 @@ decode_hex_mac(const struct form_field *f, unsigned char mac[SIGNATURE_MAC_LEN])
 	if (f->value_len != SIGNATURE_HEX_LEN)
 		return false;
 	for (size_t i = 0; i < SIGNATURE_MAC_LEN; i++) {
-		int hi = hex_nibble((unsigned char)f->value[2 * i]);
-		int lo = hex_nibble((unsigned char)f->value[2 * i + 1]);
+		int hi = form_hex_digit((unsigned char)f->value[2 * i]);
+		int lo = form_hex_digit((unsigned char)f->value[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return false;

@@ -9,6 +9,8 @@
 #ifndef RECEIVER_FUZZ_H
 #define RECEIVER_FUZZ_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +86,42 @@ fuzz_form_encode(const struct form *form, int reverse, size_t *len)
 	}
 	*len = (size_t)(o - body);
 	return body;
+}
+
+/* Well-formed UTF-8: shortest forms, no surrogates, at most U+10FFFF. */
+static inline bool
+fuzz_valid_utf8(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (size_t i = 0; i < n;) {
+		unsigned long cp, min;
+		size_t k;
+
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if (p[i] >= 0xc2 && p[i] <= 0xdf)
+			k = 1, cp = p[i] & 0x1f, min = 0x80;
+		else if (p[i] >= 0xe0 && p[i] <= 0xef)
+			k = 2, cp = p[i] & 0x0f, min = 0x800;
+		else if (p[i] >= 0xf0 && p[i] <= 0xf4)
+			k = 3, cp = p[i] & 0x07, min = 0x10000;
+		else
+			return false;
+		if (n - i - 1 < k)
+			return false;
+		for (size_t j = 1; j <= k; j++) {
+			if ((p[i + j] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (p[i + j] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += k + 1;
+	}
+	return true;
 }
 
 #endif

@@ -43,7 +43,6 @@ struct out {
 };
 
 static bool is_bare(const char *s, size_t n);
-static bool valid_utf8(const char *s, size_t n);
 static void check_string(const struct toml_string *s);
 static void check_error(const struct toml_error *err, const char *text, size_t len);
 static void check_doc(const struct toml_doc *doc);
@@ -68,47 +67,12 @@ is_bare(const char *s, size_t n)
 }
 
 /* Well-formed UTF-8 (NUL allowed: "\u0000" is legal TOML). */
-static bool
-valid_utf8(const char *s, size_t n)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	for (size_t i = 0; i < n;) {
-		unsigned long cp, min;
-		size_t k;
-
-		if (p[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if (p[i] >= 0xc2 && p[i] <= 0xdf)
-			k = 1, cp = p[i] & 0x1f, min = 0x80;
-		else if (p[i] >= 0xe0 && p[i] <= 0xef)
-			k = 2, cp = p[i] & 0x0f, min = 0x800;
-		else if (p[i] >= 0xf0 && p[i] <= 0xf4)
-			k = 3, cp = p[i] & 0x07, min = 0x10000;
-		else
-			return false;
-		if (n - i - 1 < k)
-			return false;
-		for (size_t j = 1; j <= k; j++) {
-			if ((p[i + j] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (p[i + j] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += k + 1;
-	}
-	return true;
-}
-
 static void
 check_string(const struct toml_string *s)
 {
 	FUZZ_CHECK(s->ptr != NULL);
 	FUZZ_CHECK(s->ptr[s->len] == '\0');
-	FUZZ_CHECK(valid_utf8(s->ptr, s->len));
+	FUZZ_CHECK(fuzz_valid_utf8(s->ptr, s->len));
 }
 
 static void

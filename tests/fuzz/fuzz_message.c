@@ -43,7 +43,6 @@
 /* The oracle gives up (checks nothing) beyond this many quoted numbers. */
 #define ORACLE_MAX_QUOTES 64
 
-static bool valid_utf8(const char *s, size_t n);
 static bool valid_str(const char *s);
 static bool printable_ascii(const char *s);
 static bool is_json_number(const char *p, size_t n);
@@ -56,48 +55,11 @@ static void check_oracle(const char *text, size_t len, int rc, json_t *root, boo
  * N bytes of well-formed UTF-8 without NUL: no overlong forms, surrogates
  * or code points past U+10FFFF.  What PostgreSQL takes as text.
  */
-static bool
-valid_utf8(const char *s, size_t n)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	for (size_t i = 0; i < n;) {
-		unsigned long cp, min;
-		size_t k;
-
-		if (p[i] == 0)
-			return false;
-		if (p[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if (p[i] >= 0xc2 && p[i] <= 0xdf)
-			k = 1, cp = p[i] & 0x1f, min = 0x80;
-		else if (p[i] >= 0xe0 && p[i] <= 0xef)
-			k = 2, cp = p[i] & 0x0f, min = 0x800;
-		else if (p[i] >= 0xf0 && p[i] <= 0xf4)
-			k = 3, cp = p[i] & 0x07, min = 0x10000;
-		else
-			return false;
-		if (n - i - 1 < k)
-			return false;
-		for (size_t j = 1; j <= k; j++) {
-			if ((p[i + j] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (p[i + j] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += k + 1;
-	}
-	return true;
-}
-
-/* A NUL-terminated string as valid_utf8() sees it; NULL counts as valid. */
+/* A NUL-terminated string as fuzz_valid_utf8() sees it; NULL counts as valid. */
 static bool
 valid_str(const char *s)
 {
-	return s == NULL || valid_utf8(s, strlen(s));
+	return s == NULL || fuzz_valid_utf8(s, strlen(s));
 }
 
 static bool
@@ -295,7 +257,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		FUZZ_CHECK(json_is_object(root));
 		/* Stored as it is, passed to PostgreSQL as a C string. */
-		FUZZ_CHECK(valid_utf8(text, size));
+		FUZZ_CHECK(fuzz_valid_utf8(text, size));
 	}
 	/* Its own limits come first; past them the oracle decides validity. */
 	if (strcmp(load_err, "number out of range") != 0 &&
