@@ -114,6 +114,7 @@ static const struct field server_fields[] = {
     STRING("tls_cert", struct server_config, tls_cert, NULL, false),
     STRING("tls_key", struct server_config, tls_key, NULL, false),
     INT("max_rejections_per_s", struct server_config, max_rejections_per_s, 0, 1000000),
+    INT("max_connections", struct server_config, max_connections, 1, 1000000),
 };
 
 static const struct field database_fields[] = {
@@ -539,6 +540,7 @@ set_defaults(struct config *cfg)
 	cfg->server.tls_cert = strdup("");
 	cfg->server.tls_key = strdup("");
 	cfg->server.max_rejections_per_s = 100;
+	cfg->server.max_connections = 1024;
 
 	cfg->database.max_batch = 256;
 	cfg->database.commit_timeout_ms = 5000;

@@ -39,6 +39,7 @@ struct server_config {
 	char *tls_cert;		  /* PEM certificate chain: serve HTTPS; "" = plain HTTP */
 	char *tls_key;		  /* PEM private key for tls_cert */
 	int max_rejections_per_s; /* audit rows of rejected requests per second; 0 = all */
+	int max_connections;	  /* open connections per worker; beyond, accepting waits */
 };
 
 struct database_config {

@@ -49,6 +49,7 @@
 #define MAX_HEADERS_BYTES 16384
 #define RETRY_AFTER_S	  "5"
 #define LISTEN_BACKLOG	  1024
+#define CONN_SWEEP_MS	  200
 
 const int http_status_kinds[HTTP_STATUS_KINDS] = {200, 400, 401, 404, 405, 413, 415, 500, 503, 0};
 
@@ -59,10 +60,12 @@ struct http {
 	struct evhttp *evhttp;
 	struct evhttp_bound_socket *bound;
 	struct evconnlistener *listener; /* bound's, while accepting */
-	struct event *ev_resume;	 /* re-enables accepting after an error */
-	struct evhttp *admin;		 /* [server] admin_listen, or NULL */
-	SSL_CTX *ssl_ctx;		 /* [server] tls_cert, or NULL */
-	double audit_tokens;		 /* rejections that may still be audited */
+	struct event *ev_resume;	 /* releases closed connections, resumes accepting */
+	struct bufferevent **conns;	 /* every open connection's, one reference each */
+	size_t n_conns, cap_conns;
+	struct evhttp *admin; /* [server] admin_listen, or NULL */
+	SSL_CTX *ssl_ctx;     /* [server] tls_cert, or NULL */
+	double audit_tokens;  /* rejections that may still be audited */
 	int64_t audit_refilled_us;
 	unsigned int id_prefix; /* makes request ids unique across restarts */
 	unsigned long long next_id;
@@ -76,6 +79,8 @@ static void on_admin_request(struct evhttp_request *req, void *arg);
 static evutil_socket_t open_listener(const char *addr, bool reuseport, char *err, size_t errlen);
 static void on_accept_error(struct evconnlistener *listener, void *arg);
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg);
+static void track_connection(struct http *h, struct bufferevent *bev);
+static void release_closed_connections(struct http *h);
 static struct bufferevent *on_connection(struct event_base *base, void *arg);
 static int make_tls(struct http *h, char *err, size_t errlen);
 static bool audit_allowed(struct http *h);
@@ -146,7 +151,7 @@ http_new(struct event_base *base, const struct config *cfg, struct store *store)
 int
 http_listen(struct http *h, char *err, size_t errlen)
 {
-	static const struct timeval one_second = {1, 0};
+	static const struct timeval sweep = {0, CONN_SWEEP_MS * 1000};
 	evutil_socket_t fd;
 
 	if (make_tls(h, err, errlen) < 0)
@@ -167,7 +172,7 @@ http_listen(struct http *h, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	event_add(h->ev_resume, &one_second);
+	event_add(h->ev_resume, &sweep);
 	return 0;
 }
 
@@ -260,6 +265,11 @@ on_accept_error(struct evconnlistener *listener, void *arg)
 		  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
+/*
+ * Every CONN_SWEEP_MS: let go of the connections evhttp has closed, then
+ * accept again if below [server] max_connections (and after an accept
+ * error: the pause lasts until here).
+ */
 static void
 on_accept_resume(evutil_socket_t fd, short what, void *arg)
 {
@@ -267,8 +277,58 @@ on_accept_resume(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (h->listener != NULL)
+	release_closed_connections(h);
+	if (h->listener != NULL && h->n_conns < (size_t)h->cfg->server.max_connections)
 		evconnlistener_enable(h->listener);
+}
+
+/*
+ * The connection cap.  libevent 2.1's evhttp says when a connection opens
+ * (it asks on_connection for its bufferevent) but not when it closes.  So
+ * each bufferevent is kept with a reference of ours: when evhttp frees the
+ * connection, it clears the bufferevent's callbacks and drops its own
+ * reference (the client has its FIN by then), and release_closed_
+ * connections() notices and drops ours, which closes the socket.  At the
+ * cap the listener is disabled: new connections wait in the kernel's
+ * backlog, not in our memory.
+ */
+static void
+track_connection(struct http *h, struct bufferevent *bev)
+{
+	if (h->n_conns == h->cap_conns) {
+		size_t cap = h->cap_conns != 0 ? h->cap_conns * 2 : 64;
+		struct bufferevent **more = realloc(h->conns, cap * sizeof(*more));
+
+		if (more == NULL)
+			return; /* untracked: evhttp alone closes it, uncounted */
+		h->conns = more;
+		h->cap_conns = cap;
+	}
+	bufferevent_incref(bev);
+	h->conns[h->n_conns++] = bev;
+	h->stats.open_connections = h->n_conns;
+	if (h->n_conns >= (size_t)h->cfg->server.max_connections && h->listener != NULL) {
+		evconnlistener_disable(h->listener);
+		h->stats.connection_cap_reached++;
+	}
+}
+
+static void
+release_closed_connections(struct http *h)
+{
+	for (size_t i = 0; i < h->n_conns;) {
+		bufferevent_data_cb rd, wr;
+		bufferevent_event_cb ev;
+
+		bufferevent_getcb(h->conns[i], &rd, &wr, &ev, NULL);
+		if (rd != NULL || wr != NULL || ev != NULL) {
+			i++;
+			continue;
+		}
+		bufferevent_decref(h->conns[i]);
+		h->conns[i] = h->conns[--h->n_conns];
+	}
+	h->stats.open_connections = h->n_conns;
 }
 
 void
@@ -279,8 +339,6 @@ http_stop_accepting(struct http *h)
 		h->bound = NULL;
 		h->listener = NULL;
 	}
-	if (h->ev_resume != NULL)
-		event_del(h->ev_resume);
 }
 
 void
@@ -306,6 +364,9 @@ http_free(struct http *h)
 	if (h->admin != NULL)
 		evhttp_free(h->admin);
 	evhttp_free(h->evhttp);
+	/* evhttp freed every connection: ours are the last references. */
+	release_closed_connections(h);
+	free(h->conns);
 	if (h->ssl_ctx != NULL)
 		SSL_CTX_free(h->ssl_ctx);
 	free(h->stats.requests);
@@ -436,8 +497,10 @@ on_connection(struct event_base *base, void *arg)
 		bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	}
 	/* For TLS this is the plaintext side: the replies as evhttp wrote them. */
-	if (bev != NULL)
+	if (bev != NULL) {
 		evbuffer_add_cb(bufferevent_get_output(bev), watch_replies, h);
+		track_connection(h, bev);
+	}
 	return bev;
 }
 

@@ -29,6 +29,8 @@ struct http_stats {
 	uint64_t *requests; /* [n_rows][HTTP_STATUS_KINDS] */
 	uint64_t signature_failures;
 	uint64_t rejections_not_audited; /* over [server] max_rejections_per_s */
+	size_t open_connections;
+	uint64_t connection_cap_reached; /* times accepting paused at max_connections */
 };
 
 /* Writes the /metrics page. */

@@ -170,6 +170,13 @@ render_http(struct evbuffer *out, const struct metrics_sources *src)
 		       "Pushes refused for a missing or wrong signature.");
 	metrics_value(out, "receiver_signature_failures_total", NULL,
 		      (double)h->signature_failures);
+	metrics_family(out, "receiver_open_connections", "gauge",
+		       "Connections open on the main listener.");
+	metrics_value(out, "receiver_open_connections", NULL, (double)h->open_connections);
+	metrics_family(out, "receiver_connection_cap_reached_total", "counter",
+		       "Times accepting paused at max_connections.");
+	metrics_value(out, "receiver_connection_cap_reached_total", NULL,
+		      (double)h->connection_cap_reached);
 	metrics_family(out, "receiver_rejections_not_audited_total", "counter",
 		       "Rejected requests beyond max_rejections_per_s: answered, not audited.");
 	metrics_value(out, "receiver_rejections_not_audited_total", NULL,

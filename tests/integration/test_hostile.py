@@ -6,6 +6,7 @@ flood of bad signatures is answered 401 while its audit rows are capped at
 [server] max_rejections_per_s; and through it all, good pushes go through.
 Native TLS ([server] tls_cert, tls_key) serves the same, TLS 1.2 or newer."""
 
+import http.client
 import socket
 import ssl
 import tempfile
@@ -14,7 +15,7 @@ import time
 import unittest
 
 from fakeapi import make_certs
-from harness import (PG, SHOP, Receiver, envelope, new_msg_id, new_order_id,
+from harness import (PG, SHOP, Receiver, envelope, free_port, new_msg_id, new_order_id,
                      read_raw_response, request, signed_form, wait_for)
 
 
@@ -191,3 +192,51 @@ class NativeTlsTest(unittest.TestCase):
         with self.assertRaises(AssertionError) as ctx:
             rx.start(timeout=5)
         self.assertIn("tls_key", str(ctx.exception))
+
+
+class ConnectionCapTest(unittest.TestCase):
+    """[server] max_connections: at the cap, new connections wait in the
+    kernel's backlog until one closes; nothing is lost, nothing crashes."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.db = PG.create_database(cls.__name__)
+
+    def metric(self, port, name):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/metrics")
+        body = conn.getresponse().read().decode()
+        conn.close()
+        return int(float([l for l in body.splitlines() if l.startswith(name + " ")][0].split()[1]))
+
+    def test_connections_beyond_the_cap_wait_for_a_free_one(self):
+        admin = free_port()
+        rx = Receiver(self.db, extra={"server": {"max_connections": 20, "request_timeout_s": 30,
+                                                 "admin_listen": "127.0.0.1:%d" % admin}})
+        idle = []
+        try:
+            idle = [socket.create_connection(("127.0.0.1", rx.port)) for _ in range(20)]
+            wait_for(lambda: self.metric(admin, "receiver_open_connections") == 20, 5,
+                     interval=0.05, what="20 open connections")
+            # The 21st connects (the kernel's backlog) but is not served...
+            result = []
+            m = new_msg_id()
+            t = threading.Thread(target=lambda: result.append(
+                rx.push(envelope(m, order_id=new_order_id()), timeout=20)))
+            t.start()
+            time.sleep(1.0)
+            self.assertEqual(result, [], "a connection beyond the cap was served")
+            self.assertGreaterEqual(self.metric(admin, "receiver_connection_cap_reached_total"),
+                                    1)
+            # ...until one of the others closes.
+            for s in idle[:5]:
+                s.close()
+            t.join(10)
+            self.assertEqual(len(result), 1, "the waiting push was never served")
+            self.assertEqual(result[0][0], 200)
+            wait_for(lambda: self.metric(admin, "receiver_open_connections") <= 15, 5,
+                     interval=0.05, what="closed connections to be released")
+        finally:
+            for s in idle:
+                s.close()
+            rx.stop()
