@@ -240,3 +240,36 @@ class ConnectionCapTest(unittest.TestCase):
             for s in idle:
                 s.close()
             rx.stop()
+
+
+class DescriptorExhaustionTest(unittest.TestCase):
+    """Out of file descriptors: accept() fails with EMFILE; the daemon pauses
+    accepting instead of spinning, keeps serving, and recovers."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.db = PG.create_database(cls.__name__)
+
+    def test_emfile_pauses_accepting_and_recovers(self):
+        rx = Receiver(self.db, start=False, extra={"server": {"request_timeout_s": 30}})
+        rx.wrapper = ("prlimit", "--nofile=48:48")
+        rx.start()
+        idle = []
+        try:
+            for _ in range(80):
+                idle.append(socket.create_connection(("127.0.0.1", rx.port)))
+            wait_for(lambda: any(e.get("event") == "accept_failed" for e in rx.log_events()),
+                     5, interval=0.05, what="accept to fail with EMFILE")
+            self.assertTrue(rx.running, "the daemon died out of descriptors")
+            n_failed = sum(1 for e in rx.log_events() if e.get("event") == "accept_failed")
+            self.assertLess(n_failed, 20, "accept errors are not paused: %d" % n_failed)
+            for s in idle:
+                s.close()
+            idle = []
+            m = new_msg_id()
+            wait_for(lambda: rx.push(envelope(m, order_id=new_order_id()))[0] == 200, 10,
+                     interval=0.2, what="a push once descriptors are free again")
+        finally:
+            for s in idle:
+                s.close()
+            rx.stop()
