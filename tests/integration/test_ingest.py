@@ -753,6 +753,55 @@ class TestDatabaseOutage(ReceiverTest):
         status, headers, body = self.rx.push(envelope(m, order_id=new_order_id()), timeout=10)
         return m, status, headers, body, time.monotonic() - t0
 
+    def test_database_stopped_and_started_during_a_burst(self):
+        # Eight clients push without pause while PostgreSQL goes away and
+        # comes back: every answer is 200 or 503 within a second, the daemon
+        # recovers by itself, and every acknowledged push is stored.
+        lock = threading.Lock()
+        acked, statuses, slow = [], [], []
+        stop = threading.Event()
+
+        def client():
+            while not stop.is_set():
+                try:
+                    m, status, _, _, took = self.timed_push()
+                except OSError as e:  # noqa: PERF203 - reported below
+                    with lock:
+                        statuses.append(repr(e))
+                    continue
+                with lock:
+                    statuses.append(status)
+                    if status == 200:
+                        acked.append(m)
+                    if took >= 1.0:
+                        slow.append((status, took))
+
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(1.0)
+            PG.stop()
+            time.sleep(1.5)
+            during = len(statuses)
+        finally:
+            PG.start()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and self.rx.get("/readyz")[0] != 200:
+            time.sleep(0.1)
+        time.sleep(1.0)  # a second of pushes after the recovery
+        stop.set()
+        for t in threads:
+            t.join(20)
+        self.assertTrue(self.rx.running, "the daemon died:\n" + self.rx.log_tail())
+        self.assertEqual(sorted(set(statuses), key=str), [200, 503], statuses[-20:])
+        self.assertEqual(slow, [], "answers that took a second or more")
+        self.assertGreater(len(statuses), during, "no pushes after the restart")
+        self.assertEqual(self.rx.get("/readyz")[0], 200)
+        self.assertEqual(int(self.db.value(
+            "SELECT count(*) FROM trade_events WHERE msg_id = ANY(%s)" % sql_list(acked))),
+            len(acked), "an acknowledged push is missing")
+
     def test_database_stopped_and_restarted(self):
         acked = []
         m, status, _, body, _ = self.timed_push()
