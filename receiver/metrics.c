@@ -57,6 +57,14 @@ metrics_family(struct evbuffer *out, const char *name, const char *type, const c
 }
 
 void
+metrics_single(struct evbuffer *out, const char *name, const char *type, const char *help,
+	       double value)
+{
+	metrics_family(out, name, type, help);
+	metrics_value(out, name, NULL, value);
+}
+
+void
 metrics_value(struct evbuffer *out, const char *name, const char *labels, double value)
 {
 	char num[64];
@@ -166,21 +174,17 @@ render_http(struct evbuffer *out, const struct metrics_sources *src)
 			metrics_value(out, "receiver_requests_total", labels, (double)n);
 		}
 	}
-	metrics_family(out, "receiver_signature_failures_total", "counter",
-		       "Pushes refused for a missing or wrong signature.");
-	metrics_value(out, "receiver_signature_failures_total", NULL,
-		      (double)h->signature_failures);
-	metrics_family(out, "receiver_open_connections", "gauge",
-		       "Connections open on the main listener.");
-	metrics_value(out, "receiver_open_connections", NULL, (double)h->open_connections);
-	metrics_family(out, "receiver_connection_cap_reached_total", "counter",
-		       "Times accepting paused at max_connections.");
-	metrics_value(out, "receiver_connection_cap_reached_total", NULL,
-		      (double)h->connection_cap_reached);
-	metrics_family(out, "receiver_rejections_not_audited_total", "counter",
-		       "Rejected requests beyond max_rejections_per_s: answered, not audited.");
-	metrics_value(out, "receiver_rejections_not_audited_total", NULL,
-		      (double)h->rejections_not_audited);
+	metrics_single(out, "receiver_signature_failures_total", "counter",
+		       "Pushes refused for a missing or wrong signature.",
+		       (double)h->signature_failures);
+	metrics_single(out, "receiver_open_connections", "gauge",
+		       "Connections open on the main listener.", (double)h->open_connections);
+	metrics_single(out, "receiver_connection_cap_reached_total", "counter",
+		       "Times accepting paused at max_connections.",
+		       (double)h->connection_cap_reached);
+	metrics_single(out, "receiver_rejections_not_audited_total", "counter",
+		       "Rejected requests beyond max_rejections_per_s: answered, not audited.",
+		       (double)h->rejections_not_audited);
 }
 
 static void
@@ -188,25 +192,23 @@ render_store(struct evbuffer *out, const struct metrics_sources *src)
 {
 	const struct store_stats *s = src->store;
 
-	metrics_family(out, "receiver_database_up", "gauge",
-		       "1 when the ingest connection is up and the schema current.");
-	metrics_value(out, "receiver_database_up", NULL, src->db_ready ? 1 : 0);
-	metrics_family(out, "receiver_queue_depth", "gauge", "Pushes waiting for a commit.");
-	metrics_value(out, "receiver_queue_depth", NULL, (double)src->queue_depth);
+	metrics_single(out, "receiver_database_up", "gauge",
+		       "1 when the ingest connection is up and the schema current.",
+		       src->db_ready ? 1 : 0);
+	metrics_single(out, "receiver_queue_depth", "gauge", "Pushes waiting for a commit.",
+		       (double)src->queue_depth);
 	metrics_family(out, "receiver_batches_total", "counter", "Ingest transactions, by result.");
 	metrics_value(out, "receiver_batches_total", "result=\"committed\"",
 		      (double)(s->batches - s->batches_failed));
 	metrics_value(out, "receiver_batches_total", "result=\"failed\"",
 		      (double)s->batches_failed);
-	metrics_family(out, "receiver_committed_deliveries_total", "counter",
-		       "Deliveries written in committed transactions.");
-	metrics_value(out, "receiver_committed_deliveries_total", NULL, (double)s->committed);
-	metrics_family(out, "receiver_refused_total", "counter",
-		       "Pushes answered 503: database away or queue full.");
-	metrics_value(out, "receiver_refused_total", NULL, (double)s->refused);
-	metrics_family(out, "receiver_audits_dropped_total", "counter",
-		       "Audit rows of rejected requests that could not be written.");
-	metrics_value(out, "receiver_audits_dropped_total", NULL, (double)s->audits_dropped);
+	metrics_single(out, "receiver_committed_deliveries_total", "counter",
+		       "Deliveries written in committed transactions.", (double)s->committed);
+	metrics_single(out, "receiver_refused_total", "counter",
+		       "Pushes answered 503: database away or queue full.", (double)s->refused);
+	metrics_single(out, "receiver_audits_dropped_total", "counter",
+		       "Audit rows of rejected requests that could not be written.",
+		       (double)s->audits_dropped);
 	metrics_family(out, "receiver_batch_size", "histogram", "Deliveries per transaction.");
 	metrics_histogram(out, "receiver_batch_size", NULL, &s->batch_size);
 	metrics_family(out, "receiver_commit_milliseconds", "histogram",
@@ -235,9 +237,9 @@ render_reconcile(struct evbuffer *out, const struct reconcile_stats *r,
 	metrics_value(out, "receiver_reconcile_fetches_total", "result=\"failed\"",
 		      (double)r->failed);
 	metrics_value(out, "receiver_reconcile_fetches_total", "result=\"dead\"", (double)r->dead);
-	metrics_family(out, "receiver_order_status_changes_total", "counter",
-		       "Status changes recorded in order_changes by this process.");
-	metrics_value(out, "receiver_order_status_changes_total", NULL, (double)r->changed);
+	metrics_single(out, "receiver_order_status_changes_total", "counter",
+		       "Status changes recorded in order_changes by this process.",
+		       (double)r->changed);
 	metrics_family(out, "receiver_upstream_calls_total", "counter",
 		       "Trade API calls, by outcome.");
 	metrics_value(out, "receiver_upstream_calls_total", "outcome=\"ok\"", (double)u->ok);
@@ -250,13 +252,12 @@ render_reconcile(struct evbuffer *out, const struct reconcile_stats *r,
 	metrics_family(out, "receiver_upstream_call_milliseconds", "histogram",
 		       "Trade API call latency.");
 	metrics_histogram(out, "receiver_upstream_call_milliseconds", NULL, &u->latency_ms);
-	metrics_family(out, "receiver_sweeps_total", "counter", "Sweeps started by this process.");
-	metrics_value(out, "receiver_sweeps_total", NULL, (double)r->sweeps);
-	metrics_family(out, "receiver_sweep_running", "gauge", "1 while a sweep runs here.");
-	metrics_value(out, "receiver_sweep_running", NULL, r->sweeping ? 1 : 0);
-	metrics_family(out, "receiver_sweep_page", "gauge", "The page the sweep is on.");
-	metrics_value(out, "receiver_sweep_page", NULL, (double)r->sweep_page);
-	metrics_family(out, "receiver_sweep_orders_total", "counter",
-		       "Order records seen by sweeps.");
-	metrics_value(out, "receiver_sweep_orders_total", NULL, (double)r->sweep_orders);
+	metrics_single(out, "receiver_sweeps_total", "counter", "Sweeps started by this process.",
+		       (double)r->sweeps);
+	metrics_single(out, "receiver_sweep_running", "gauge", "1 while a sweep runs here.",
+		       r->sweeping ? 1 : 0);
+	metrics_single(out, "receiver_sweep_page", "gauge", "The page the sweep is on.",
+		       (double)r->sweep_page);
+	metrics_single(out, "receiver_sweep_orders_total", "counter",
+		       "Order records seen by sweeps.", (double)r->sweep_orders);
 }

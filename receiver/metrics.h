@@ -37,6 +37,9 @@ void histogram_observe(struct histogram *h, double value);
 /* Exposition-format writers: one metric family at a time. */
 void metrics_family(struct evbuffer *out, const char *name, const char *type, const char *help);
 void metrics_value(struct evbuffer *out, const char *name, const char *labels, double value);
+/* A family of one unlabelled sample. */
+void metrics_single(struct evbuffer *out, const char *name, const char *type, const char *help,
+		    double value);
 void metrics_histogram(struct evbuffer *out, const char *name, const char *labels,
 		       const struct histogram *h);
 
