@@ -45,6 +45,7 @@ struct worker {
 static int supervise(struct config *cfg);
 static pid_t spawn(struct config *cfg, int index, const sigset_t *mask);
 static void stop_all(pid_t *pids, int n, bool *stopping);
+static void seed_jitter(void);
 static int worker_run(struct config *cfg, int index);
 static int worker_init(struct worker *w, struct config *cfg, bool reconciles);
 static void worker_free(struct worker *w);
@@ -158,6 +159,22 @@ stop_all(pid_t *pids, int n, bool *stopping)
 			kill(pids[i], SIGTERM);
 }
 
+/*
+ * Jitter (reconnects, backoffs) must differ between workers and hosts.
+ * Not gethostid(): without /etc/hostid, glibc looks the host name up.
+ */
+static void
+seed_jitter(void)
+{
+	char host[256] = "";
+	unsigned seed = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16);
+
+	gethostname(host, sizeof(host) - 1);
+	for (const char *p = host; *p != '\0'; p++)
+		seed = seed * 31 + (unsigned char)*p;
+	srandom(seed);
+}
+
 /* One worker: its own event loop, listener and database connections. */
 static int
 worker_run(struct config *cfg, int index)
@@ -166,8 +183,7 @@ worker_run(struct config *cfg, int index)
 	char err[256];
 	int rc = 1;
 
-	/* Jitter (reconnects, backoffs) must differ between workers and hosts. */
-	srandom((unsigned)time(NULL) ^ ((unsigned)getpid() << 16) ^ (unsigned)gethostid());
+	seed_jitter();
 	if (worker_init(&w, cfg, index == 0) < 0)
 		goto out;
 	if (http_listen(w.http, err, sizeof(err)) < 0 ||
