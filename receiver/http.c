@@ -90,6 +90,7 @@ static void serve_metrics(struct http *h, struct evhttp_request *req);
 static void count(struct http *h, int app_index, int status);
 static struct delivery *delivery_new(struct http *h, struct evhttp_request *req,
 				     const struct app_config *app);
+static struct delivery *delivery_alloc(struct http *h);
 static void delivery_free(struct delivery *d);
 static int check_push(struct delivery *d, struct evhttp_request *req, const struct app_config *app);
 static void reject(struct http *h, struct delivery *d, struct evhttp_request *req, int status,
@@ -552,14 +553,10 @@ watch_replies(struct evbuffer *out, const struct evbuffer_cb_info *info, void *a
 	    evbuffer_copyout(out, line, sizeof(line)) != (ev_ssize_t)sizeof(line) ||
 	    memcmp(line, "HTTP/1.", 7) != 0 || memcmp(line + 8, status_413, 5) != 0)
 		return;
-	d = calloc(1, sizeof(*d));
+	d = delivery_alloc(h);
 	if (d == NULL)
 		return;
-	snprintf(d->request_id, sizeof(d->request_id), "%08x-%llu", h->id_prefix, ++h->next_id);
-	d->received_us = now_us();
 	d->status = 413;
-	d->app_index = -1;
-	d->signature_ok = -1;
 	d->refused_early = true;
 	count(h, -1, 413);
 	set_error(d, "body larger than max_body_bytes: refused before it was read");
@@ -686,7 +683,7 @@ audit_done(struct delivery *d, int committed)
 static struct delivery *
 delivery_new(struct http *h, struct evhttp_request *req, const struct app_config *app)
 {
-	struct delivery *d = calloc(1, sizeof(*d));
+	struct delivery *d = delivery_alloc(h);
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	const char *uri = evhttp_request_get_uri(req);
 	char *peer = NULL;
@@ -694,18 +691,30 @@ delivery_new(struct http *h, struct evhttp_request *req, const struct app_config
 
 	if (d == NULL)
 		return NULL;
-	snprintf(d->request_id, sizeof(d->request_id), "%08x-%llu", h->id_prefix, ++h->next_id);
-	d->received_us = now_us();
 	d->app = app != NULL ? app->name : NULL;
 	d->app_index = app != NULL ? (int)(app - h->cfg->apps) : -1;
-	d->http = h;
 	d->method = method_name(evhttp_request_get_command(req));
-	d->signature_ok = -1;
 	d->body_bytes = evbuffer_get_length(evhttp_request_get_input_buffer(req));
 	copy_printable(d->path, sizeof(d->path), uri);
 	if (evcon != NULL)
 		evhttp_connection_get_peer(evcon, &peer, &port);
 	copy_printable(d->remote, sizeof(d->remote), peer);
+	return d;
+}
+
+/* What every delivery starts with: its request id and its arrival. */
+static struct delivery *
+delivery_alloc(struct http *h)
+{
+	struct delivery *d = calloc(1, sizeof(*d));
+
+	if (d == NULL)
+		return NULL;
+	snprintf(d->request_id, sizeof(d->request_id), "%08x-%llu", h->id_prefix, ++h->next_id);
+	d->received_us = now_us();
+	d->http = h;
+	d->app_index = -1;
+	d->signature_ok = -1;
 	return d;
 }
 

@@ -199,6 +199,7 @@ static json_t *make_record(struct fake *f, int64_t id, json_t *order);
 static void api_ok(struct fake *f, struct answer *a, json_t *data);
 static void api_error(struct fake *f, struct answer *a, int code, const char *message);
 static void set_text(struct answer *a, int status, const char *text, const char *type);
+static void set_json(struct answer *a, json_t *env);
 
 static void defer(struct fake *f, struct evhttp_request *req, const struct fault *ft,
 		  struct answer *a);
@@ -745,12 +746,7 @@ api_ok(struct fake *f, struct answer *a, json_t *data)
 	snprintf(trace, sizeof(trace), "fake-%llu", ++f->trace_seq);
 	env = json_pack("{s:i,s:s,s:o,s:I,s:s}", "code", 200, "message", "success", "data", data,
 			"timestamp", (json_int_t)clock_ms(CLOCK_REALTIME), "traceId", trace);
-	a->status = HTTP_OK;
-	a->content_type = JSON_TYPE;
-	a->body = env != NULL ? json_dumps(env, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
-	json_decref(env);
-	if (a->body == NULL)
-		set_text(a, HTTP_INTERNAL, "out of memory", TEXT_TYPE);
+	set_json(a, env);
 }
 
 /* HTTP 200 with {"code":CODE,"message":MESSAGE,"data":null,...}, as the API does. */
@@ -763,6 +759,13 @@ api_error(struct fake *f, struct answer *a, int code, const char *message)
 	snprintf(trace, sizeof(trace), "fake-%llu", ++f->trace_seq);
 	env = json_pack("{s:i,s:s,s:n,s:I,s:s}", "code", code, "message", message, "data",
 			"timestamp", (json_int_t)clock_ms(CLOCK_REALTIME), "traceId", trace);
+	set_json(a, env);
+}
+
+/* HTTP 200 with ENV (stolen) as its body; decimals printed as written. */
+static void
+set_json(struct answer *a, json_t *env)
+{
 	a->status = HTTP_OK;
 	a->content_type = JSON_TYPE;
 	a->body = env != NULL ? json_dumps(env, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;

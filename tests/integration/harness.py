@@ -655,6 +655,18 @@ class Receiver:
         return self.post(app["path"], body, timeout=timeout)
 
 
+def stop_receivers(receivers):
+    """SIGTERM each of RECEIVERS; the list of what went wrong (exit status,
+    sanitizer reports), for a tearDown to fail with."""
+    errors = []
+    for rx in receivers:
+        try:
+            rx.stop()
+        except AssertionError as e:
+            errors.append(str(e))
+    return errors
+
+
 def request(conn, path, body, content_type="application/x-www-form-urlencoded",
             method="POST", headers=None):
     """One request on CONN (kept open): (status, headers, body bytes)."""

@@ -19,7 +19,7 @@ from harness import (DJ, PG, SHOP, ALL_SECRETS, VECTOR_MESSAGE, VECTOR_MESSAGE_S
                      VECTOR_MSG_ID, VECTOR_ORDER_ID, VECTOR_SECRET, VECTOR_SORTED_SIG, WORK,
                      LockSession, Receiver, envelope, form, new_msg_id, new_order_id,
                      raw_request, read_raw_response, render_config, request, run_receiver,
-                     sign, signed_form, sql_list, wait_for)
+                     sign, signed_form, sql_list, stop_receivers, wait_for)
 
 AUDIT_TIMEOUT = 5  # rejected requests are audited asynchronously
 
@@ -50,12 +50,7 @@ class ReceiverTest(unittest.TestCase):
         return rx
 
     def tearDown(self):
-        errors = []
-        for rx in self.receivers:
-            try:
-                rx.stop()
-            except AssertionError as e:
-                errors.append(str(e))
+        errors = stop_receivers(self.receivers)
         if errors:
             self.fail("\n".join(errors))
 

@@ -143,12 +143,7 @@ class ReconcileTest(unittest.TestCase):
         self.outputs = []  # (what, text) of every command run, for the secrets check
 
     def tearDown(self):
-        errors = []
-        for rx in self.receivers:
-            try:
-                rx.stop()
-            except AssertionError as e:
-                errors.append(str(e))
+        errors = harness.stop_receivers(self.receivers)
         errors += self.secret_leaks()
         if errors:
             self.fail("\n".join(errors))
