@@ -322,9 +322,18 @@ class Cluster:
     def psql(self, db, query, timeout=30):
         cmd = ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1",
                "-P", "null=\\N", "-h", "127.0.0.1", "-p", str(self.port), "-U", "receiver",
-               "-d", db, "-c", query]
+               "-d", db]
         env = dict(os.environ, PGCONNECT_TIMEOUT="5")
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        # An argument is limited to 128 KiB (a list of every msgId a burst
+        # acknowledged is longer): long queries go through standard input.
+        if len(query) < 65536:
+            cmd += ["-c", query]
+            stdin = None
+        else:
+            cmd += ["-f", "-"]
+            stdin = query
+        r = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout,
+                           env=env)
         if r.returncode != 0:
             raise RuntimeError("psql failed (%d) on %r: %s" % (r.returncode, query, r.stderr))
         rows = []

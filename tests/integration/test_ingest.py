@@ -383,6 +383,15 @@ class TestAccepted(ReceiverTest):
         self.assertEqual(self.db.value(
             "SELECT count(*) FROM deliveries WHERE http_status = 200 AND msg_id = ANY(%s)"
             % sql_list(every)), str(len(every)))
+        # One order row per event, written with its event (no foreign key
+        # checks this since sql/004: receiver_ingest is the guarantee).
+        self.assertEqual(self.db.value(
+            "SELECT count(*) FROM trade_event_orders o JOIN trade_events e USING (msg_id)"
+            " WHERE o.msg_id = ANY(%s) AND o.xmin = e.xmin" % sql_list(every)),
+            str(len(every)))
+        self.assertEqual(self.db.value(
+            "SELECT count(*) FROM trade_event_orders o"
+            " WHERE NOT EXISTS (SELECT 1 FROM trade_events e WHERE e.msg_id = o.msg_id)"), "0")
         # Group commit: rows written by one transaction share their xmin.
         txns = int(self.db.value(
             "SELECT count(DISTINCT xmin::text) FROM trade_events WHERE msg_id = ANY(%s)"
@@ -655,6 +664,7 @@ class TestWaitingCommits(ReceiverTest):
         self.assertEqual(sorted((r["http_status"], r["duplicate"]) for r in d),
                          [(200, False), (200, True)],
                          "deliveries.duplicate: exactly one attempt recorded the message")
+        self.assertEqual(self.event_orders(x), [str(o)])
         self.assertEqual(self.jobs([o])[str(o)]["generation"], 1)
 
     def test_client_hangs_up_while_push_waits_for_commit(self):
