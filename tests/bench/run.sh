@@ -22,6 +22,12 @@
 # constant BENCH_RATE req/s for 10 s with build/bench/rate (latency from the
 # scheduled send time) and checks its acknowledged msgIds the same way.
 #
+# Each wrk run also reports the CPU time spent per request, from
+# /proc: by the whole machine, by the server and by PostgreSQL (all its
+# processes), sampled from the moment the server starts working until wrk
+# exits.  The summary turns PostgreSQL's share into the CPUs it alone would
+# need at half the baseline's rate: the budget the ratio is up against.
+#
 # Last comes a table and the line "ratio receiver/baseline: X.XX".  Exit
 # status 1 when any acknowledged push is missing from trade_events (or the
 # check could not be made), 0 otherwise.
@@ -178,10 +184,34 @@ stop_server() { # NAME
 	fi
 }
 
+# CPU time in clock ticks: of PIDs (user + system), of the whole machine.
+proc_ticks() { # PID...
+	for p in "$@"; do cat "/proc/$p/stat" 2>/dev/null || true; done |
+		awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }'
+}
+cpu_sample() { # "machine postgres server" ticks: user nice system irq softirq steal
+	pm=$(head -1 "$work/pg/data/postmaster.pid")
+	echo "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat)" \
+		"$(proc_ticks "$pm" $(pgrep -P "$pm"))" "$(proc_ticks "$pid" $(pgrep -P "$pid"))"
+}
+
+# wrk against the server $pid.  Besides its WRK line, writes TAG.cpu: the
+# CPU ticks of the machine, of PostgreSQL and of the server, sampled once
+# the server starts working (wrk has loaded its bodies: that is not part
+# of the load) and again when wrk has finished, and the seconds between.
 run_wrk() { # TAG [MAX-BODIES-PER-THREAD]: prints the WRK line
 	wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --timeout 10s \
 		-s tests/bench/post.lua "http://127.0.0.1:$httpport$PUSH_PATH" \
-		"$work/bodies" "$work/$1.acked" ${2:-} >"$work/$1.wrk" 2>&1 || true
+		"$work/bodies" "$work/$1.acked" ${2:-} >"$work/$1.wrk" 2>&1 &
+	wrk_pid=$!
+	idle=$(proc_ticks "$pid")
+	while [ "$(proc_ticks "$pid")" -le "$idle" ] && kill -0 "$wrk_pid" 2>/dev/null; do
+		sleep 0.05
+	done
+	c0=$(cpu_sample)
+	t0=$(date +%s.%N)
+	wait "$wrk_pid" || true
+	echo "$c0 $(cpu_sample) $t0 $(date +%s.%N)" >"$work/$1.cpu"
 	line=$(grep '^WRK ' "$work/$1.wrk" || true)
 	if [ -z "$line" ]; then
 		echo "bench: wrk failed:" >&2
@@ -189,6 +219,17 @@ run_wrk() { # TAG [MAX-BODIES-PER-THREAD]: prints the WRK line
 		exit 1
 	fi
 	echo "$line"
+}
+
+# CPU per request from TAG.cpu, in microseconds: prints it, with how busy
+# the machine's CPUs were, and writes "all|server|postgres" to TAG.cpuus.
+cpu_per_request() { # TAG REQUESTS
+	awk -v n="$2" -v hz="$(getconf CLK_TCK)" -v cpus="$(nproc)" -v out="$work/$1.cpuus" '{
+		us = 1e6 / hz / (n > 0 ? n : 1)
+		all = ($4 - $1) * us; pg = ($5 - $2) * us; srv = ($6 - $3) * us
+		printf "  CPU per request: %.1f us in all = server %.1f + PostgreSQL %.1f + wrk and the kernel %.1f; the %d CPUs %.0f%% busy\n", all, srv, pg, all - srv - pg, cpus, 100 * ($4 - $1) / hz / cpus / ($8 - $7)
+		printf "%.1f|%.1f|%.1f\n", all, srv, pg > out
+	}' "$work/$1.cpu"
 }
 
 print_wrk() { # WRK-LINE
@@ -236,6 +277,7 @@ receiver_run() { # TAG MAX_BATCH LABEL
 	rss1=$(rss_kb "$pid")
 	stop_server receiver
 	print_wrk "$line"
+	cpu_per_request "$1" "$(kv "$line" requests)"
 	echo "  receiver VmRSS: start $rss0 kB, end $rss1 kB"
 	if [ "$(kv "$line" wrapped)" != 0 ]; then
 		echo "  WARNING: wrk ran out of bodies and sent some twice (raise RECEIVER_BODIES)"
@@ -270,7 +312,7 @@ EOF
 		echo "  receiver log: $(grep -c '"batch_failed"' "$work/$1.log") failed batches"
 	fi
 	mean=$(psql_db "$db" -c "SELECT round(count(*)::numeric / count(DISTINCT xmin::text), 1) FROM trade_events")
-	echo "$3|$(kv "$line" rps)|$(kv "$line" p50_us)|$(kv "$line" p99_us)|$ok|$(kv "$line" non200)|$missing|$mean|$rss0|$rss1" >>"$results"
+	echo "$3|$(kv "$line" rps)|$(kv "$line" p50_us)|$(kv "$line" p99_us)|$ok|$(kv "$line" non200)|$missing|$mean|$rss0|$rss1|$(cat "$work/$1.cpuus")" >>"$results"
 }
 
 baseline_run() { # TAG
@@ -284,10 +326,11 @@ baseline_run() { # TAG
 	rss1=$(rss_kb "$pid")
 	stop_server baseline
 	print_wrk "$line"
+	cpu_per_request "$1" "$(kv "$line" requests)"
 	if [ "$(kv "$line" wrapped)" != 0 ]; then
 		echo "  (wrk ran out of bodies and sent some twice: harmless here, nothing is stored; raise BENCH_BODIES)"
 	fi
-	echo "baseline|$(kv "$line" rps)|$(kv "$line" p50_us)|$(kv "$line" p99_us)|$(kv "$line" ok)|$(kv "$line" non200)|-|-|$rss0|$rss1" >>"$results"
+	echo "baseline|$(kv "$line" rps)|$(kv "$line" p50_us)|$(kv "$line" p99_us)|$(kv "$line" ok)|$(kv "$line" non200)|-|-|$rss0|$rss1|$(cat "$work/$1.cpuus")" >>"$results"
 }
 
 r=1
@@ -339,16 +382,19 @@ fi
 
 echo
 echo "== summary ($THREADS wrk threads, $CONNECTIONS connections, ${DURATION} s per run; $(nproc) CPUs shared by wrk, the server and PostgreSQL)"
-awk -F'|' '
-	BEGIN { printf "%-16s %9s %8s %8s %9s %6s %8s %12s %19s\n", "run", "req/s", "p50 ms", "p99 ms", "200s", "other", "missing", "rows/commit", "VmRSS kB start/end" }
+awk -F'|' -v cpus="$(nproc)" '
+	BEGIN { printf "%-16s %9s %8s %8s %9s %6s %8s %12s %19s %21s\n", "run", "req/s", "p50 ms", "p99 ms", "200s", "other", "missing", "rows/commit", "VmRSS kB start/end", "CPU us/req all/srv/pg" }
 	{
-		printf "%-16s %9.0f %8.2f %8.2f %9d %6d %8s %12s %19s\n", $1, $2, $3 / 1e3, $4 / 1e3, $5, $6, $7, $8, $9 "/" $10
-		sum[$1] += $2; n[$1]++
+		printf "%-16s %9.0f %8.2f %8.2f %9d %6d %8s %12s %19s %21s\n", $1, $2, $3 / 1e3, $4 / 1e3, $5, $6, $7, $8, $9 "/" $10, $11 "/" $12 "/" $13
+		sum[$1] += $2; n[$1]++; cpu[$1] += $11; srv[$1] += $12; pg[$1] += $13
 	}
 	END {
 		r = sum["receiver"] / n["receiver"]; b = sum["baseline"] / n["baseline"]; g = sum["receiver no-gc"] / n["receiver no-gc"]
 		printf "\nmean req/s: receiver %.0f, baseline %.0f, receiver no-gc %.0f\n", r, b, g
 		printf "group commit speed-up (receiver/no-gc): %.2f\n", (g > 0 ? r / g : 0)
+		rc = cpu["receiver"] / n["receiver"]; bc = cpu["baseline"] / n["baseline"]
+		printf "mean CPU per request, every process: receiver %.1f us (server %.1f, PostgreSQL %.1f), baseline %.1f us (server %.1f)\n", rc, srv["receiver"] / n["receiver"], pg["receiver"] / n["receiver"], bc, srv["baseline"] / n["baseline"]
+		printf "PostgreSQL alone at half the baseline rate (%.0f pushes/s) would need %.1f CPUs; this machine has %d\n", b / 2, b / 2 * pg["receiver"] / n["receiver"] / 1e6, cpus
 		printf "ratio receiver/baseline: %.2f\n", (b > 0 ? r / b : 0)
 	}' "$results"
 printf 'constant rate %s req/s: p50 %s ms, p99 %s ms, max %s ms, non-200 %s, failed %s, missing %s\n' \
