@@ -204,7 +204,8 @@ run_wrk() { # TAG [MAX-BODIES-PER-THREAD]: prints the WRK line
 		-s tests/bench/post.lua "http://127.0.0.1:$httpport$PUSH_PATH" \
 		"$work/bodies" "$work/$1.acked" ${2:-} >"$work/$1.wrk" 2>&1 &
 	wrk_pid=$!
-	idle=$(proc_ticks "$pid")
+	# Two ticks: an idle server's timers may earn one while wrk loads.
+	idle=$(($(proc_ticks "$pid") + 1))
 	while [ "$(proc_ticks "$pid")" -le "$idle" ] && kill -0 "$wrk_pid" 2>/dev/null; do
 		sleep 0.05
 	done
