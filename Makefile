@@ -73,7 +73,13 @@ $(BUILD)/obj:
 	mkdir -p $@
 
 unit-bins: $(UNIT_BINS)
-helper-bins: $(HELPER_BINS)
+helper-bins: $(HELPER_BINS) build/clockshift.so
+
+# An LD_PRELOAD shim that steps a daemon's wall clock (tests/shim): one
+# build serves both binaries, it needs no sanitizer of its own.
+build/clockshift.so: tests/shim/clockshift.c
+	@mkdir -p build
+	$(CC) -O2 -g -Wall -Wextra -Werror -shared -fPIC -o $@ $< -ldl
 
 setup:
 	@sh deploy/setup-debian.sh

@@ -25,10 +25,9 @@
 #include "migrate.h"
 #include "reconcile.h"
 #include "signature.h"
+#include "util.h"
 
-#define EXIT_USAGE	  2
-#define MAX_STDIN	  (16 * 1024 * 1024)
-#define SHANGHAI_OFFSET_S (8 * 3600)
+#define MAX_STDIN (16 * 1024 * 1024)
 
 struct run {
 	struct event_base *base;
@@ -190,11 +189,10 @@ one_done(void *arg, bool ok, const char *text)
 static const struct app_config *
 pick_app(const struct config *cfg, const char *name)
 {
-	if (name == NULL)
-		return &cfg->apps[0];
-	for (size_t i = 0; i < cfg->n_apps; i++)
-		if (strcmp(cfg->apps[i].name, name) == 0)
-			return &cfg->apps[i];
+	const struct app_config *app = name != NULL ? config_app_by_name(cfg, name) : &cfg->apps[0];
+
+	if (app != NULL)
+		return app;
 	fprintf(stderr, "receiver: no [[app]] named '%s' in %s\n", name, cfg->file);
 	return NULL;
 }

@@ -18,8 +18,8 @@
 #include "config.h"
 
 #include "toml.h"
+#include "util.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -401,58 +401,11 @@ check_listen_or_empty(const char *s)
 static const char *
 check_listen(const char *s)
 {
-	const char *port;
-	long value = 0;
+	char host[256];
+	const char *port, *why = NULL;
 
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-		char host[INET6_ADDRSTRLEN];
-		unsigned char addr[16];
-		size_t len;
-
-		if (close == NULL || close[1] != ':') {
-			return "must be host:port, e.g. 127.0.0.1:8080 or [::1]:8080";
-		}
-		len = (size_t)(close - s - 1);
-		if (len == 0 || len >= sizeof(host)) {
-			return "invalid IPv6 address";
-		}
-		memcpy(host, s + 1, len);
-		host[len] = '\0';
-		if (inet_pton(AF_INET6, host, addr) != 1) {
-			return "invalid IPv6 address";
-		}
-		port = close + 2;
-	} else {
-		const char *colon = strrchr(s, ':');
-
-		if (colon == NULL || colon == s) {
-			return "must be host:port, e.g. 127.0.0.1:8080 or [::1]:8080";
-		}
-		for (const char *p = s; p < colon; p++) {
-			if (*p == ':') {
-				return "an IPv6 address must be in brackets, e.g. [::1]:8080";
-			}
-			if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-			      (*p >= '0' && *p <= '9') || *p == '.' || *p == '-')) {
-				return "invalid host";
-			}
-		}
-		port = colon + 1;
-	}
-	if (*port == '\0' || strlen(port) > 5) {
-		return "port must be between 1 and 65535";
-	}
-	for (const char *p = port; *p != '\0'; p++) {
-		if (*p < '0' || *p > '9') {
-			return "port must be between 1 and 65535";
-		}
-		value = value * 10 + (*p - '0');
-	}
-	if (value < 1 || value > 65535) {
-		return "port must be between 1 and 65535";
-	}
-	return NULL;
+	util_split_hostport(s, host, sizeof(host), &port, &why);
+	return why;
 }
 
 static const char *
@@ -1003,6 +956,20 @@ config_app_by_path(const struct config *cfg, const char *path)
 	}
 	for (size_t i = 0; i < cfg->n_apps; i++) {
 		if (cfg->apps[i].path != NULL && strcmp(cfg->apps[i].path, path) == 0) {
+			return &cfg->apps[i];
+		}
+	}
+	return NULL;
+}
+
+const struct app_config *
+config_app_by_name(const struct config *cfg, const char *name)
+{
+	if (cfg == NULL || name == NULL) {
+		return NULL;
+	}
+	for (size_t i = 0; i < cfg->n_apps; i++) {
+		if (strcmp(cfg->apps[i].name, name) == 0) {
 			return &cfg->apps[i];
 		}
 	}

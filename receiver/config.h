@@ -98,4 +98,7 @@ size_t config_adopt_secrets(struct config *cfg, struct config *fresh);
 /* The app whose callback path is PATH, or NULL. */
 const struct app_config *config_app_by_path(const struct config *cfg, const char *path);
 
+/* The app named NAME, or NULL. */
+const struct app_config *config_app_by_name(const struct config *cfg, const char *name);
+
 #endif

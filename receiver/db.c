@@ -30,12 +30,13 @@
 
 #include "db.h"
 #include "log.h"
+#include "migrate.h"
+#include "util.h"
 
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 5000
 #define MAX_CHANNELS 4
 #define CHANNEL_MAX  64
-#define SCHEMA_QUERY "SELECT coalesce(max(version), 0) FROM schema_migrations"
 
 /*
  * A lookup's callback argument lives apart from the db: cancelling a
@@ -376,7 +377,7 @@ static void
 setup(struct db *db)
 {
 	char sql[64 + MAX_CHANNELS * (CHANNEL_MAX + 12)];
-	size_t n = (size_t)snprintf(sql, sizeof(sql), "%s;", SCHEMA_QUERY);
+	size_t n = (size_t)snprintf(sql, sizeof(sql), "%s;", SCHEMA_VERSION_SQL);
 
 	for (int i = 0; i < db->n_channels; i++)
 		n += (size_t)snprintf(sql + n, sizeof(sql) - n, "LISTEN \"%s\";", db->channels[i]);
@@ -450,9 +451,7 @@ static void
 schedule_retry(struct db *db)
 {
 	/* Jitter keeps several receivers from reconnecting in lockstep. */
-	int ms = db->retry_ms / 2 + (int)((unsigned)random() % (unsigned)(db->retry_ms / 2 + 1));
-
-	arm_timer(db, ms);
+	arm_timer(db, (int)util_jitter(db->retry_ms));
 	db->retry_ms = db->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : db->retry_ms * 2;
 }
 
@@ -535,7 +534,7 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 static void
 arm_timer(struct db *db, int ms)
 {
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	struct timeval tv = util_tv_ms(ms);
 
 	evtimer_add(db->ev_timer, &tv);
 }

@@ -44,6 +44,7 @@
 #include "log.h"
 #include "message.h"
 #include "signature.h"
+#include "util.h"
 
 #define FORM_CONTENT_TYPE "application/x-www-form-urlencoded"
 #define MAX_HEADERS_BYTES 16384
@@ -103,13 +104,12 @@ static int fail(struct delivery *d, int status, const char *why);
 static void set_error(struct delivery *d, const char *text);
 static void copy_printable(char *dst, size_t cap, const char *src);
 static const char *method_name(enum evhttp_cmd_type cmd);
-static int64_t now_us(void);
 
 struct http *
 http_new(struct event_base *base, const struct config *cfg, struct store *store)
 {
 	struct http *h = calloc(1, sizeof(*h));
-	struct timeval tv;
+	int64_t wall = util_wall_us();
 
 	if (h == NULL)
 		return NULL;
@@ -126,9 +126,10 @@ http_new(struct event_base *base, const struct config *cfg, struct store *store)
 		free(h);
 		return NULL;
 	}
-	gettimeofday(&tv, NULL);
-	h->id_prefix = (unsigned int)tv.tv_sec ^ ((unsigned int)tv.tv_usec << 12) ^
+	h->id_prefix = (unsigned int)(wall / 1000000) ^ ((unsigned int)(wall % 1000000) << 12) ^
 		       ((unsigned int)getpid() << 20);
+	h->audit_tokens = cfg->server.max_rejections_per_s; /* a full bucket to start */
+	h->audit_refilled_us = util_mono_us();
 	evhttp_set_max_body_size(h->evhttp, (ev_ssize_t)cfg->server.max_body_bytes);
 	evhttp_set_max_headers_size(h->evhttp, MAX_HEADERS_BYTES);
 	evhttp_set_timeout(h->evhttp, cfg->server.request_timeout_s);
@@ -152,7 +153,7 @@ http_new(struct event_base *base, const struct config *cfg, struct store *store)
 int
 http_listen(struct http *h, char *err, size_t errlen)
 {
-	static const struct timeval sweep = {0, CONN_SWEEP_MS * 1000};
+	struct timeval sweep = util_tv_ms(CONN_SWEEP_MS);
 	evutil_socket_t fd;
 
 	if (make_tls(h, err, errlen) < 0)
@@ -209,31 +210,19 @@ static evutil_socket_t
 open_listener(const char *addr, bool reuseport, char *err, size_t errlen)
 {
 	struct addrinfo hints = {0}, *ai = NULL;
-	const char *colon = strrchr(addr, ':'), *name = addr;
+	const char *port, *why;
 	char host[256];
-	size_t hostlen;
 	evutil_socket_t fd;
 	int one = 1, rc;
 
-	if (colon == NULL) {
-		snprintf(err, errlen, "%s: expected host:port", addr);
+	if (util_split_hostport(addr, host, sizeof(host), &port, &why) < 0) {
+		snprintf(err, errlen, "%s: %s", addr, why);
 		return -1;
 	}
-	hostlen = (size_t)(colon - name);
-	if (hostlen >= 2 && name[0] == '[' && name[hostlen - 1] == ']') {
-		name++;
-		hostlen -= 2;
-	}
-	if (hostlen >= sizeof(host)) {
-		snprintf(err, errlen, "%s: host too long", addr);
-		return -1;
-	}
-	memcpy(host, name, hostlen);
-	host[hostlen] = '\0';
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	rc = getaddrinfo(host, colon + 1, &hints, &ai);
+	rc = getaddrinfo(host, port, &hints, &ai);
 	if (rc != 0) {
 		snprintf(err, errlen, "cannot listen on %s: %s", addr, gai_strerror(rc));
 		return -1;
@@ -645,7 +634,7 @@ static bool
 audit_allowed(struct http *h)
 {
 	double rate = h->cfg->server.max_rejections_per_s;
-	int64_t now = now_us();
+	int64_t now = util_mono_us();
 
 	if (rate <= 0)
 		return true;
@@ -711,7 +700,7 @@ delivery_alloc(struct http *h)
 	if (d == NULL)
 		return NULL;
 	snprintf(d->request_id, sizeof(d->request_id), "%08x-%llu", h->id_prefix, ++h->next_id);
-	d->received_us = now_us();
+	d->received_us = util_wall_us();
 	d->http = h;
 	d->app_index = -1;
 	d->signature_ok = -1;
@@ -811,13 +800,4 @@ method_name(enum evhttp_cmd_type cmd)
 		return "PATCH";
 	}
 	return "OTHER";
-}
-
-static int64_t
-now_us(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
 }

@@ -23,13 +23,9 @@
 #include "log.h"
 #include "migrate.h"
 #include "server.h"
+#include "util.h"
 
 #define DEFAULT_CONFIG "/etc/receiver/receiver.toml"
-#define EXIT_USAGE     2
-
-#ifndef RECEIVER_VERSION
-#define RECEIVER_VERSION "0.1.0"
-#endif
 
 static void usage(FILE *out);
 static int parse_args(int argc, char **argv, int first, const char **file, struct cli_args *args);

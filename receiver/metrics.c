@@ -14,10 +14,7 @@
 #include "reconcile.h"
 #include "store.h"
 #include "upstream.h"
-
-#ifndef RECEIVER_VERSION
-#define RECEIVER_VERSION "0.1.0"
-#endif
+#include "util.h"
 
 const double metrics_latency_ms_bounds[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
 const size_t metrics_latency_ms_n = sizeof(metrics_latency_ms_bounds) / sizeof(double);

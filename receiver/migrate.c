@@ -87,7 +87,7 @@ exec_ok(PGconn *conn, const char *sql, char *err, size_t errlen)
 static int
 applied_version(PGconn *conn, int *version, char *err, size_t errlen)
 {
-	PGresult *res = PQexec(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations");
+	PGresult *res = PQexec(conn, SCHEMA_VERSION_SQL);
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		snprintf(err, errlen, "%s", PQresultErrorMessage(res));

@@ -31,4 +31,7 @@ int migrate_latest_version(void);
  */
 int migrate_run(const char *conninfo, FILE *out, char *err, size_t errlen);
 
+/* The schema version a database is at (0 before the first migration). */
+#define SCHEMA_VERSION_SQL "SELECT coalesce(max(version), 0) FROM schema_migrations"
+
 #endif

@@ -35,17 +35,17 @@
 #include "log.h"
 #include "reconcile.h"
 #include "upstream.h"
+#include "util.h"
 
-#define TICK_MS		  1000 /* look for due jobs at least this often */
-#define SWEEP_CHECK_S	  30   /* look for a due sweep at most this often */
-#define SWEEP_PAGE_SIZE	  50
-#define SWEEP_MAX_PAGES	  10000 /* 500,000 orders: a runaway guard, not a limit */
-#define LEASE_MARGIN_MS	  10000
-#define COUNT_JOBS_S	  5 /* refresh the job counts for /metrics */
-#define QUERY_TIMEOUT_MS  30000
-#define SHANGHAI_OFFSET_S (8 * 3600)
-#define PATH_BUYER_VIEW	  "/alibaba/trade/get/buyerView"
-#define PATH_ORDER_LIST	  "/alibaba/trade/getBuyerOrderList"
+#define TICK_MS		 1000 /* look for due jobs at least this often */
+#define SWEEP_CHECK_S	 30   /* look for a due sweep at most this often */
+#define SWEEP_PAGE_SIZE	 50
+#define SWEEP_MAX_PAGES	 10000 /* 500,000 orders: a runaway guard, not a limit */
+#define LEASE_MARGIN_MS	 10000
+#define COUNT_JOBS_S	 5 /* refresh the job counts for /metrics */
+#define QUERY_TIMEOUT_MS 30000
+#define PATH_BUYER_VIEW	 "/alibaba/trade/get/buyerView"
+#define PATH_ORDER_LIST	 "/alibaba/trade/getBuyerOrderList"
 
 #define SQL_CLAIM  "SELECT order_id, app, generation, attempts FROM receiver_claim_jobs($1, $2)"
 #define SQL_FINISH "SELECT outcome, old_status, new_status FROM receiver_finish_job($1, $2, $3, $4)"
@@ -115,9 +115,9 @@ struct reconciler {
 	struct op *running_op;
 	bool claiming;
 	size_t jobs_running;
-	struct sweep *sweep; /* the one sweep under way, or NULL */
-	time_t next_sweep_check;
-	time_t next_count;
+	struct sweep *sweep;	  /* the one sweep under way, or NULL */
+	int64_t next_sweep_check; /* monotonic, microseconds */
+	int64_t next_count;
 	bool counting;
 	size_t sweep_app; /* which app the background sweep looks at next */
 
@@ -154,7 +154,6 @@ static void sweep_applied(struct reconciler *r, void *ctx, const PGresult *res, 
 static void sweep_end(struct sweep *sw, const char *error);
 static void sweep_recorded(struct reconciler *r, void *ctx, const PGresult *res, const char *error);
 static void api_time(time_t t, char *buf, size_t len);
-static const struct app_config *app_by_name(const struct config *cfg, const char *name);
 
 struct reconciler *
 reconciler_new(struct event_base *base, const struct config *cfg, int schema_version, char *err,
@@ -189,13 +188,13 @@ reconciler_new(struct event_base *base, const struct config *cfg, int schema_ver
 void
 reconciler_start(struct reconciler *r)
 {
-	struct timeval tick = {TICK_MS / 1000, (TICK_MS % 1000) * 1000};
+	struct timeval tick = util_tv_ms(TICK_MS);
 
 	r->background = true;
 	db_listen(r->db, "reconcile_jobs");
 	event_add(r->ev_tick, &tick);
 	if (r->cfg->reconcile.sweep_interval_s > 0)
-		r->next_sweep_check = time(NULL) + 5; /* let the daemon settle first */
+		r->next_sweep_check = util_mono_us() + 5000000; /* let the daemon settle first */
 }
 
 void
@@ -329,7 +328,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	claim(r);
 	count_jobs(r);
 	if (r->cfg->reconcile.sweep_interval_s > 0 && r->sweep == NULL &&
-	    time(NULL) >= r->next_sweep_check)
+	    util_mono_us() >= r->next_sweep_check)
 		sweep_check(r);
 }
 
@@ -448,7 +447,7 @@ claimed(struct reconciler *r, void *ctx, const PGresult *res, const char *error)
 		snprintf(job->order_text, sizeof(job->order_text), "%s", PQgetvalue(res, i, 0));
 		job->generation = strtoll(PQgetvalue(res, i, 2), NULL, 10);
 		job->attempts = atoi(PQgetvalue(res, i, 3));
-		job->app = app_by_name(r->cfg, app);
+		job->app = config_app_by_name(r->cfg, app);
 		r->jobs_running++;
 		r->stats.claimed++;
 		if (job->app == NULL) {
@@ -646,18 +645,18 @@ backoff_ms(const struct reconcile_config *rc, int attempts)
 		d *= 2;
 	if (d > rc->backoff_max_ms)
 		d = rc->backoff_max_ms;
-	return (int)(d / 2 + random() % (d / 2 + 1));
+	return (int)util_jitter(d);
 }
 
 /* The job counts /metrics shows: one cheap query every few seconds. */
 static void
 count_jobs(struct reconciler *r)
 {
-	time_t now = time(NULL);
+	int64_t now = util_mono_us();
 
 	if (r->counting || now < r->next_count || !db_up(r->db))
 		return;
-	r->next_count = now + COUNT_JOBS_S;
+	r->next_count = now + COUNT_JOBS_S * 1000000LL;
 	r->counting = true;
 	op_add(r, SQL_JOB_COUNTS, jobs_counted, NULL, 0);
 }
@@ -684,9 +683,10 @@ sweep_check(struct reconciler *r)
 	const struct app_config *app;
 	char interval[16];
 
-	r->next_sweep_check = time(NULL) + (r->cfg->reconcile.sweep_interval_s < SWEEP_CHECK_S
-						? r->cfg->reconcile.sweep_interval_s
-						: SWEEP_CHECK_S);
+	r->next_sweep_check =
+	    util_mono_us() + 1000000LL * (r->cfg->reconcile.sweep_interval_s < SWEEP_CHECK_S
+					      ? r->cfg->reconcile.sweep_interval_s
+					      : SWEEP_CHECK_S);
 	if (!db_up(r->db) || r->cfg->n_apps == 0)
 		return;
 	app = &r->cfg->apps[r->sweep_app++ % r->cfg->n_apps];
@@ -825,13 +825,4 @@ api_time(time_t t, char *buf, size_t len)
 
 	gmtime_r(&local, &tm);
 	strftime(buf, len, "%Y%m%d%H%M%S000+0800", &tm);
-}
-
-static const struct app_config *
-app_by_name(const struct config *cfg, const char *name)
-{
-	for (size_t i = 0; i < cfg->n_apps; i++)
-		if (strcmp(cfg->apps[i].name, name) == 0)
-			return &cfg->apps[i];
-	return NULL;
 }

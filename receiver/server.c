@@ -25,6 +25,7 @@
 #include "reconcile.h"
 #include "server.h"
 #include "store.h"
+#include "util.h"
 
 /* Time for the last replies to leave the socket buffers. */
 #define FLUSH_GRACE_MS 200
@@ -75,7 +76,7 @@ static int
 supervise(struct config *cfg)
 {
 	pid_t pids[64] = {0};
-	time_t started[64] = {0};
+	int64_t started[64] = {0}; /* monotonic, microseconds */
 	sigset_t set, old;
 	int n = cfg->server.workers, alive = 0, rc = 0, sig;
 	bool stopping = false;
@@ -88,7 +89,7 @@ supervise(struct config *cfg)
 	sigprocmask(SIG_BLOCK, &set, &old);
 	for (int i = 0; i < n; i++) {
 		pids[i] = spawn(cfg, i, &old);
-		started[i] = time(NULL);
+		started[i] = util_mono_us();
 		alive += pids[i] > 0;
 	}
 	log_event(LOG_INFO, "supervising", "%d workers on %s", alive, cfg->server.listen);
@@ -115,12 +116,12 @@ supervise(struct config *cfg)
 				    (int)pid, WIFEXITED(status) ? "exited" : "killed by signal",
 				    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 				/* One that cannot even start would only die again. */
-				if (time(NULL) - started[i] < 2) {
+				if (util_mono_us() - started[i] < 2000000) {
 					stop_all(pids, n, &stopping);
 					continue;
 				}
 				pids[i] = spawn(cfg, i, &old);
-				started[i] = time(NULL);
+				started[i] = util_mono_us();
 				alive += pids[i] > 0;
 				rc = 0;
 			}
@@ -274,7 +275,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct worker *w = arg;
 	int ms = w->cfg->database.commit_timeout_ms + 1000;
-	struct timeval deadline = {ms / 1000, (ms % 1000) * 1000};
+	struct timeval deadline = util_tv_ms(ms);
 
 	(void)what;
 	if (w->stopping)
@@ -322,7 +323,7 @@ static void
 on_drained(void *arg)
 {
 	struct worker *w = arg;
-	struct timeval grace = {0, FLUSH_GRACE_MS * 1000};
+	struct timeval grace = util_tv_ms(FLUSH_GRACE_MS);
 
 	event_base_loopexit(w->base, &grace);
 }

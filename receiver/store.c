@@ -17,13 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include <event2/buffer.h>
 
 #include "db.h"
 #include "log.h"
 #include "store.h"
+#include "util.h"
 
 #define INGEST_SQL	"SELECT receiver_ingest($1::jsonb)"
 #define MAX_BATCH_BYTES (64 * 1024 * 1024)
@@ -57,7 +57,6 @@ static void send_batch(struct store *s);
 static void batch_done(void *arg, const PGresult *res, const char *error);
 static void fail_list(struct delivery_list *list, size_t *len);
 static void check_drained(struct store *s);
-static int64_t now_us(void);
 static void put_delivery(struct evbuffer *out, const struct delivery *d);
 static void put_event(struct evbuffer *out, const struct delivery *d);
 static void put_string(struct evbuffer *out, const char *key, const char *value);
@@ -227,7 +226,7 @@ send_batch(struct store *s)
 		batch_done(s, NULL, "out of memory");
 		return;
 	}
-	s->batch_sent_us = now_us();
+	s->batch_sent_us = util_mono_us();
 	if (db_query(s->db, INGEST_SQL, 1, &param, s->cfg->commit_timeout_ms, batch_done, s) < 0)
 		batch_done(s, NULL, "database busy");
 }
@@ -251,7 +250,8 @@ batch_done(void *arg, const PGresult *res, const char *error)
 	s->batch_len = 0;
 	s->stats.batches++;
 	histogram_observe(&s->stats.batch_size, (double)n);
-	histogram_observe(&s->stats.commit_ms, (double)(now_us() - s->batch_sent_us) / 1000.0);
+	histogram_observe(&s->stats.commit_ms,
+			  (double)(util_mono_us() - s->batch_sent_us) / 1000.0);
 	if (committed) {
 		s->stats.committed += n;
 	} else {
@@ -287,15 +287,6 @@ check_drained(struct store *s)
 		return;
 	s->drained_cb = NULL;
 	cb(s->drained_arg);
-}
-
-static int64_t
-now_us(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
 }
 
 /* --- the batch parameter ------------------------------------------------- */

@@ -18,7 +18,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
-#include <sys/time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -33,6 +32,7 @@
 #include "log.h"
 #include "message.h"
 #include "upstream.h"
+#include "util.h"
 
 #define MAX_ANSWER_BYTES (16 * 1024 * 1024)
 
@@ -101,7 +101,6 @@ static void abandon(struct call *c);
 static void call_free(struct call *c);
 static bool looks_like_credentials(const char *message);
 static bool contains_nocase(const char *haystack, const char *needle);
-static int64_t now_us(void);
 
 struct upstream *
 upstream_new(struct event_base *base, const struct upstream_config *cfg, char *err, size_t errlen)
@@ -279,13 +278,11 @@ dispatch(struct upstream *u)
 
 	while ((c = TAILQ_FIRST(&u->queue)) != NULL &&
 	       u->n_running < (size_t)u->cfg->max_concurrency) {
-		int64_t now = now_us();
+		int64_t now = util_mono_us();
 
 		if (now < u->next_start_us) {
-			struct timeval tv = {0, (suseconds_t)(u->next_start_us - now)};
+			struct timeval tv = util_tv_us(u->next_start_us - now);
 
-			tv.tv_sec = tv.tv_usec / 1000000;
-			tv.tv_usec %= 1000000;
 			evtimer_add(u->ev_dispatch, &tv);
 			return;
 		}
@@ -317,11 +314,11 @@ static int
 start(struct call *c)
 {
 	struct upstream *u = c->u;
-	struct timeval tv = {u->cfg->timeout_ms / 1000, (u->cfg->timeout_ms % 1000) * 1000};
+	struct timeval tv = util_tv_ms(u->cfg->timeout_ms);
 	struct evkeyvalq *headers;
 	SSL *ssl = NULL;
 
-	c->started_us = now_us();
+	c->started_us = util_mono_us();
 	if (u->https) {
 		ssl = SSL_new(u->ssl_ctx);
 		if (ssl == NULL)
@@ -427,7 +424,7 @@ finish(struct call *c, struct upstream_result *r)
 	struct upstream *u = c->u;
 	bool was_running = c->state == CALL_RUNNING;
 
-	r->latency_ms = was_running ? (long)((now_us() - c->started_us) / 1000) : 0;
+	r->latency_ms = was_running ? (long)((util_mono_us() - c->started_us) / 1000) : 0;
 	if (was_running) {
 		TAILQ_REMOVE(&u->running, c, link);
 		u->n_running--;
@@ -610,13 +607,4 @@ call_free(struct call *c)
 	}
 	free(c->path);
 	free(c);
-}
-
-static int64_t
-now_us(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
 }

@@ -493,9 +493,10 @@ class Receiver:
     wrapper = ()  # a command to run it under, e.g. ("valgrind", ...)
     tls_ca = None  # with [server] tls_cert: the CA to verify it with (HTTPS probes)
 
-    def __init__(self, db, extra=None, migrate=True, start=True):
+    def __init__(self, db, extra=None, migrate=True, start=True, env=None):
         self.db = db
         self.extra = extra or {}
+        self.env = env or {}  # more environment for `serve`
         self.n = next(_rx_ids)
         self.dir = os.path.join(WORK, "rx%d" % self.n)
         os.makedirs(self.dir, exist_ok=True)
@@ -533,6 +534,7 @@ class Receiver:
             self.write_config(free_port())
             env = dict(os.environ)
             env.pop("DATABASE_URL", None)
+            env.update(self.env)
             self._stderr = open(self.stderr_path, "ab")
             self.proc = _register(subprocess.Popen(
                 list(self.wrapper) + [receiver_bin(), "serve", "-c", self.config],
