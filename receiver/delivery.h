@@ -1,12 +1,13 @@
 /*
  * delivery.h - one request to a callback path, through its whole life.
  *
- * http.c creates a delivery when a request arrives, fills in what it learns
- * (app, signature, the parsed event, or why it was rejected) and hands it to
- * the store: accepted pushes wait for their commit (store_submit), rejected
- * ones are only audited (store_audit).  The store writes it and calls done();
- * the owner answers the client, if any is still waiting, and frees it.
- * store.c sees the data, never the HTTP request behind `owner`.
+ * ingest.c creates a delivery when a request arrives, fills in what it
+ * learns (app, signature, the parsed event, or why it was rejected) and
+ * hands it to the store: accepted pushes wait for their commit
+ * (store_submit), rejected ones are only audited (store_audit).  The store
+ * writes it and calls done(); the owner answers the client, if any is still
+ * waiting, and frees it.  store.c sees the data, never the HTTP request
+ * behind `owner`.
  */
 #ifndef RECEIVER_DELIVERY_H
 #define RECEIVER_DELIVERY_H
@@ -16,7 +17,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-struct http;
+struct ingest;
 
 #include "form.h"
 #include "message.h"
@@ -29,8 +30,8 @@ struct delivery {
 
 	/* Called once by the store: committed is 1 when the row is durable. */
 	void (*done)(struct delivery *d, int committed);
-	void *owner;	   /* the HTTP request still waiting for an answer, or NULL */
-	struct http *http; /* the server it came through (http.c's, opaque here) */
+	void *owner;	       /* the HTTP request still waiting for an answer, or NULL */
+	struct ingest *ingest; /* the module that made it (opaque here) */
 
 	char request_id[32];
 	int64_t received_us; /* wall clock, microseconds since the epoch */

@@ -1,35 +1,25 @@
 /*
- * http.c - routes, limits and replies (see http.h).
+ * http.c - the network side of the receiver (see http.h).
  *
- * Every request to a path that is not /healthz or /readyz becomes a
- * struct delivery.  check_push() walks it through the checks in the order
- * the statuses are documented (405, 415, 413, 400, 401, 400); the first
- * failure is answered at once and only audited, a push that passes all of
- * them is handed to the store and answered from push_done() once its
- * transaction committed (200) or failed (503).
+ * Listeners (the main one and [server] admin_listen), native TLS, the
+ * connection cap and the accept pause, routing, request ids and replies.
+ * What a callback path's request means is ingest.c's business: this file
+ * hands it over with its app and id and never sees the store.
  *
  * evhttp itself enforces the body and header limits: it answers 413 for a
  * body over [server] max_body_bytes before any callback of ours runs, which
  * keeps a huge body from ever being buffered.  libevent 2.1 has no hook
- * before the body is read, so to audit those 413s each connection's output
- * is watched for a reply that starts with a 413 status line (watch_replies).
- *
- * Deferred replies: evhttp (2.1) keeps a request whose callback returned
- * without replying.  If the client hangs up meanwhile, evhttp detaches the
- * request from the dead connection instead of freeing it, and the reply we
- * send later simply frees it.  The one thing that would free it under us is
- * evhttp_free(), so shutdown answers every waiting push first.
+ * before the body is read, so each connection's output is watched for a
+ * reply that starts with a 413 status line (watch_replies), and the push
+ * handler's `refused` is told, so that those are audited too.
  */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -42,37 +32,30 @@
 
 #include "http.h"
 #include "log.h"
-#include "message.h"
-#include "signature.h"
+#include "metrics.h"
 #include "util.h"
 
-#define FORM_CONTENT_TYPE "application/x-www-form-urlencoded"
 #define MAX_HEADERS_BYTES 16384
 #define RETRY_AFTER_S	  "5"
 #define LISTEN_BACKLOG	  1024
 #define CONN_SWEEP_MS	  200
 
-const int http_status_kinds[HTTP_STATUS_KINDS] = {200, 400, 401, 404, 405, 413, 415, 500, 503, 0};
-
 struct http {
 	struct event_base *base;
 	const struct config *cfg;
-	struct store *store;
+	struct http_handlers handlers;
 	struct evhttp *evhttp;
 	struct evhttp_bound_socket *bound;
 	struct evconnlistener *listener; /* bound's, while accepting */
 	struct event *ev_resume;	 /* releases closed connections, resumes accepting */
 	struct bufferevent **conns;	 /* every open connection's, one reference each */
 	size_t n_conns, cap_conns;
-	struct evhttp *admin; /* [server] admin_listen, or NULL */
-	SSL_CTX *ssl_ctx;     /* [server] tls_cert, or NULL */
-	double audit_tokens;  /* rejections that may still be audited */
-	int64_t audit_refilled_us;
+	struct evhttp *admin;	/* [server] admin_listen, or NULL */
+	SSL_CTX *ssl_ctx;	/* [server] tls_cert, or NULL */
 	unsigned int id_prefix; /* makes request ids unique across restarts */
 	unsigned long long next_id;
-	struct http_stats stats;
-	http_metrics_fn metrics_fn;
-	void *metrics_arg;
+	size_t open_connections;
+	uint64_t connection_cap_reached; /* times accepting paused at max_connections */
 };
 
 static void on_request(struct evhttp_request *req, void *arg);
@@ -84,29 +67,13 @@ static void track_connection(struct http *h, struct bufferevent *bev);
 static void release_closed_connections(struct http *h);
 static struct bufferevent *on_connection(struct event_base *base, void *arg);
 static int make_tls(struct http *h, char *err, size_t errlen);
-static bool audit_allowed(struct http *h);
 static void watch_replies(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg);
 static void serve_health(struct http *h, struct evhttp_request *req, const char *path);
 static void serve_metrics(struct http *h, struct evhttp_request *req);
-static void count(struct http *h, int app_index, int status);
-static struct delivery *delivery_new(struct http *h, struct evhttp_request *req,
-				     const struct app_config *app);
-static struct delivery *delivery_alloc(struct http *h);
-static void delivery_free(struct delivery *d);
-static int check_push(struct delivery *d, struct evhttp_request *req, const struct app_config *app);
-static void reject(struct http *h, struct delivery *d, struct evhttp_request *req, int status,
-		   const char *why);
-static void push_done(struct delivery *d, int committed);
-static void audit_done(struct delivery *d, int committed);
-static void reply(struct evhttp_request *req, const char *request_id, int status, const char *text);
-static bool is_form(const char *content_type);
-static int fail(struct delivery *d, int status, const char *why);
-static void set_error(struct delivery *d, const char *text);
-static void copy_printable(char *dst, size_t cap, const char *src);
-static const char *method_name(enum evhttp_cmd_type cmd);
+static void next_request_id(struct http *h, char *buf, size_t cap);
 
 struct http *
-http_new(struct event_base *base, const struct config *cfg, struct store *store)
+http_new(struct event_base *base, const struct config *cfg, const struct http_handlers *handlers)
 {
 	struct http *h = calloc(1, sizeof(*h));
 	int64_t wall = util_wall_us();
@@ -115,21 +82,14 @@ http_new(struct event_base *base, const struct config *cfg, struct store *store)
 		return NULL;
 	h->base = base;
 	h->cfg = cfg;
-	h->store = store;
+	h->handlers = *handlers;
 	h->evhttp = evhttp_new(base);
-	h->stats.n_rows = cfg->n_apps + 1;
-	h->stats.requests = calloc(h->stats.n_rows * HTTP_STATUS_KINDS, sizeof(uint64_t));
-	if (h->evhttp == NULL || h->stats.requests == NULL) {
-		if (h->evhttp != NULL)
-			evhttp_free(h->evhttp);
-		free(h->stats.requests);
+	if (h->evhttp == NULL) {
 		free(h);
 		return NULL;
 	}
 	h->id_prefix = (unsigned int)(wall / 1000000) ^ ((unsigned int)(wall % 1000000) << 12) ^
 		       ((unsigned int)getpid() << 20);
-	h->audit_tokens = cfg->server.max_rejections_per_s; /* a full bucket to start */
-	h->audit_refilled_us = util_mono_us();
 	evhttp_set_max_body_size(h->evhttp, (ev_ssize_t)cfg->server.max_body_bytes);
 	evhttp_set_max_headers_size(h->evhttp, MAX_HEADERS_BYTES);
 	evhttp_set_timeout(h->evhttp, cfg->server.request_timeout_s);
@@ -296,10 +256,10 @@ track_connection(struct http *h, struct bufferevent *bev)
 	}
 	bufferevent_incref(bev);
 	h->conns[h->n_conns++] = bev;
-	h->stats.open_connections = h->n_conns;
+	h->open_connections = h->n_conns;
 	if (h->n_conns >= (size_t)h->cfg->server.max_connections && h->listener != NULL) {
 		evconnlistener_disable(h->listener);
-		h->stats.connection_cap_reached++;
+		h->connection_cap_reached++;
 	}
 }
 
@@ -318,7 +278,7 @@ release_closed_connections(struct http *h)
 		bufferevent_decref(h->conns[i]);
 		h->conns[i] = h->conns[--h->n_conns];
 	}
-	h->stats.open_connections = h->n_conns;
+	h->open_connections = h->n_conns;
 }
 
 void
@@ -332,16 +292,13 @@ http_stop_accepting(struct http *h)
 }
 
 void
-http_set_metrics(struct http *h, http_metrics_fn fn, void *arg)
+http_metrics(const struct http *h, struct evbuffer *out)
 {
-	h->metrics_fn = fn;
-	h->metrics_arg = arg;
-}
-
-const struct http_stats *
-http_get_stats(const struct http *h)
-{
-	return &h->stats;
+	metrics_single(out, "receiver_open_connections", "gauge",
+		       "Connections open on the main listener.", (double)h->open_connections);
+	metrics_single(out, "receiver_connection_cap_reached_total", "counter",
+		       "Times accepting paused at max_connections.",
+		       (double)h->connection_cap_reached);
 }
 
 void
@@ -359,7 +316,6 @@ http_free(struct http *h)
 	free(h->conns);
 	if (h->ssl_ctx != NULL)
 		SSL_CTX_free(h->ssl_ctx);
-	free(h->stats.requests);
 	free(h);
 }
 
@@ -370,9 +326,7 @@ on_request(struct evhttp_request *req, void *arg)
 {
 	struct http *h = arg;
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-	const struct app_config *app;
-	struct delivery *d;
-	int status;
+	char request_id[32];
 
 	if (path == NULL || *path == '\0')
 		path = "/";
@@ -380,29 +334,12 @@ on_request(struct evhttp_request *req, void *arg)
 		serve_health(h, req, path);
 		return;
 	}
-	if (strcmp(path, "/metrics") == 0 && h->metrics_fn != NULL && h->admin == NULL) {
+	if (strcmp(path, "/metrics") == 0 && h->handlers.metrics != NULL && h->admin == NULL) {
 		serve_metrics(h, req);
 		return;
 	}
-	app = config_app_by_path(h->cfg, path);
-	d = delivery_new(h, req, app);
-	if (d == NULL) {
-		reply(req, "", HTTP_INTERNAL, "out of memory\n");
-		return;
-	}
-	status = check_push(d, req, app);
-	if (status != HTTP_OK) {
-		reject(h, d, req, status, d->error);
-		return;
-	}
-	d->status = HTTP_OK;
-	d->done = push_done;
-	d->owner = req;
-	if (store_submit(h->store, d) < 0) {
-		count(h, d->app_index, HTTP_SERVUNAVAIL);
-		reply(req, d->request_id, HTTP_SERVUNAVAIL, "database unavailable, retry later\n");
-		delivery_free(d);
-	}
+	next_request_id(h, request_id, sizeof(request_id));
+	h->handlers.push(h->handlers.push_arg, req, config_app_by_path(h->cfg, path), request_id);
 }
 
 /* The admin listener: health and metrics, nothing else. */
@@ -414,29 +351,32 @@ on_admin_request(struct evhttp_request *req, void *arg)
 
 	if (path != NULL && (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0))
 		serve_health(h, req, path);
-	else if (path != NULL && strcmp(path, "/metrics") == 0 && h->metrics_fn != NULL)
+	else if (path != NULL && strcmp(path, "/metrics") == 0 && h->handlers.metrics != NULL)
 		serve_metrics(h, req);
 	else
-		reply(req, "", HTTP_NOTFOUND, "not found\n");
+		http_reply(req, "", HTTP_NOTFOUND, "not found\n");
 }
 
 static void
 serve_health(struct http *h, struct evhttp_request *req, const char *path)
 {
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	const char *why = "ready";
 	char text[128];
+	bool ready;
 
 	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-		reply(req, "", HTTP_BADMETHOD, "method not allowed\n");
+		http_reply(req, "", HTTP_BADMETHOD, "method not allowed\n");
 		return;
 	}
 	if (strcmp(path, "/healthz") == 0) {
-		reply(req, "", HTTP_OK, "ok\n");
+		http_reply(req, "", HTTP_OK, "ok\n");
 		return;
 	}
-	snprintf(text, sizeof(text), "%s\n", store_state_text(h->store));
-	reply(req, "", store_ready(h->store) ? HTTP_OK : HTTP_SERVUNAVAIL, text);
+	ready = h->handlers.ready(h->handlers.status_arg, &why);
+	snprintf(text, sizeof(text), "%s\n", why);
+	http_reply(req, "", ready ? HTTP_OK : HTTP_SERVUNAVAIL, text);
 }
 
 static void
@@ -445,26 +385,21 @@ serve_metrics(struct http *h, struct evhttp_request *req)
 	struct evbuffer *body = evbuffer_new();
 
 	if (body == NULL) {
-		reply(req, "", HTTP_INTERNAL, "out of memory\n");
+		http_reply(req, "", HTTP_INTERNAL, "out of memory\n");
 		return;
 	}
-	h->metrics_fn(body, h->metrics_arg);
+	h->handlers.metrics(h->handlers.status_arg, body);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 			  "text/plain; version=0.0.4; charset=utf-8");
 	evhttp_send_reply(req, HTTP_OK, NULL, body);
 	evbuffer_free(body);
 }
 
+/* Unique per process and across restarts (the prefix mixes time and pid). */
 static void
-count(struct http *h, int app_index, int status)
+next_request_id(struct http *h, char *buf, size_t cap)
 {
-	size_t row = app_index >= 0 ? (size_t)app_index : h->stats.n_rows - 1, kind = 0;
-
-	while (kind < HTTP_STATUS_KINDS - 1 && http_status_kinds[kind] != status)
-		kind++;
-	h->stats.requests[row * HTTP_STATUS_KINDS + kind]++;
-	if (status == 401)
-		h->stats.signature_failures++;
+	snprintf(buf, cap, "%08x-%llu", h->id_prefix, ++h->next_id);
 }
 
 /* A new connection: the bufferevent evhttp would make, plus our watch. */
@@ -526,200 +461,28 @@ make_tls(struct http *h, char *err, size_t errlen)
 /*
  * Called whenever evhttp adds to a connection's output.  A reply begins
  * with its status line added to an empty buffer; only evhttp itself ever
- * answers 413 (check_push has no such status), so a 413 seen here is a
- * body refused before any callback of ours ran.  Its path and length are
- * gone by then: the audit row says what is known.
+ * answers 413 (ingest.c has no such status), so a 413 seen here is a body
+ * refused before any callback of ours ran.
  */
 static void
 watch_replies(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
 {
 	static const char status_413[] = " 413 ";
 	struct http *h = arg;
-	char line[16];
-	struct delivery *d;
+	char line[16], request_id[32];
 
 	if (info->orig_size != 0 || info->n_added < sizeof(line) ||
 	    evbuffer_copyout(out, line, sizeof(line)) != (ev_ssize_t)sizeof(line) ||
 	    memcmp(line, "HTTP/1.", 7) != 0 || memcmp(line + 8, status_413, 5) != 0)
 		return;
-	d = delivery_alloc(h);
-	if (d == NULL)
-		return;
-	d->status = 413;
-	d->refused_early = true;
-	count(h, -1, 413);
-	set_error(d, "body larger than max_body_bytes: refused before it was read");
-	d->done = audit_done;
-	log_event(LOG_INFO, "push_rejected", "request %s: 413 %s", d->request_id, d->error);
-	store_audit(h->store, d);
-}
-
-/* --- a push ------------------------------------------------------------- */
-
-/*
- * Run the checks in their documented order.  Returns HTTP_OK for a genuine
- * push whose event is parsed, else the status to answer, with d->error set.
- */
-static int
-check_push(struct delivery *d, struct evhttp_request *req, const struct app_config *app)
-{
-	struct evbuffer *in = evhttp_request_get_input_buffer(req);
-	const struct form_field *message;
-	const char *why;
-	const unsigned char *body;
-	enum signature_result sig;
-	char perr[sizeof(d->error)];
-
-	if (app == NULL)
-		return fail(d, HTTP_NOTFOUND, "unknown path");
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST)
-		return fail(d, HTTP_BADMETHOD, "method not allowed: use POST");
-	if (!is_form(evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type")))
-		return fail(d, 415, "content type must be " FORM_CONTENT_TYPE);
-	body = evbuffer_pullup(in, -1);
-	if (form_decode((const char *)body, d->body_bytes, &d->form, &why) < 0)
-		return fail(d, HTTP_BADREQUEST, why);
-	message = form_get(&d->form, "message");
-	if (message == NULL)
-		return fail(d, HTTP_BADREQUEST, "missing field: message");
-	sig = signature_verify(&d->form, app, &d->signature_field);
-	if (sig == SIGNATURE_ERROR)
-		return fail(d, HTTP_INTERNAL, signature_result_text(sig));
-	d->signature_ok = sig == SIGNATURE_OK;
-	if (sig != SIGNATURE_OK)
-		return fail(d, 401, signature_result_text(sig));
-	if (message_parse(message->value, message->value_len, &d->event, perr, sizeof(perr)) < 0)
-		return fail(d, HTTP_BADREQUEST, perr);
-	d->has_event = true;
-	d->message = message->value;
-	d->message_len = message->value_len;
-	return HTTP_OK;
-}
-
-/* Answer now; the audit row is written when the database can take it. */
-static void
-reject(struct http *h, struct delivery *d, struct evhttp_request *req, int status, const char *why)
-{
-	struct evbuffer *in = evhttp_request_get_input_buffer(req);
-	size_t n = d->body_bytes < DELIVERY_BODY_EXCERPT ? d->body_bytes : DELIVERY_BODY_EXCERPT;
-	char text[sizeof(d->error) + 1];
-
-	d->status = status;
-	count(h, d->app_index, status);
-	if (n > 0 && (d->body_excerpt = malloc(n)) != NULL)
-		d->body_excerpt_len = (size_t)evbuffer_copyout(in, d->body_excerpt, n);
-	if (status == HTTP_BADMETHOD)
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
-	snprintf(text, sizeof(text), "%s\n", why);
-	reply(req, d->request_id, status, text);
-	log_event(LOG_INFO, "push_rejected", "request %s app %s: %d %s", d->request_id,
-		  d->app != NULL ? d->app : "-", status, why);
-	/* The parsed form is no longer needed; the excerpt is what is kept. */
-	form_free(&d->form);
-	d->done = audit_done;
-	d->owner = NULL;
-	if (!audit_allowed(h)) {
-		h->stats.rejections_not_audited++;
-		delivery_free(d);
-		return;
-	}
-	store_audit(h->store, d);
-}
-
-/*
- * A token bucket of [server] max_rejections_per_s: a flood of junk is
- * still answered, and counted, but cannot fill the disk with audit rows.
- */
-static bool
-audit_allowed(struct http *h)
-{
-	double rate = h->cfg->server.max_rejections_per_s;
-	int64_t now = util_mono_us();
-
-	if (rate <= 0)
-		return true;
-	h->audit_tokens += rate * (double)(now - h->audit_refilled_us) / 1e6;
-	if (h->audit_tokens > rate)
-		h->audit_tokens = rate;
-	h->audit_refilled_us = now;
-	if (h->audit_tokens < 1)
-		return false;
-	h->audit_tokens -= 1;
-	return true;
-}
-
-static void
-push_done(struct delivery *d, int committed)
-{
-	struct evhttp_request *req = d->owner;
-	struct http *h = d->http;
-
-	count(h, d->app_index, committed ? HTTP_OK : HTTP_SERVUNAVAIL);
-	if (committed)
-		reply(req, d->request_id, HTTP_OK, "success");
-	else
-		reply(req, d->request_id, HTTP_SERVUNAVAIL, "database unavailable, retry later\n");
-	delivery_free(d);
-}
-
-static void
-audit_done(struct delivery *d, int committed)
-{
-	(void)committed;
-	delivery_free(d);
-}
-
-static struct delivery *
-delivery_new(struct http *h, struct evhttp_request *req, const struct app_config *app)
-{
-	struct delivery *d = delivery_alloc(h);
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	const char *uri = evhttp_request_get_uri(req);
-	char *peer = NULL;
-	ev_uint16_t port = 0;
-
-	if (d == NULL)
-		return NULL;
-	d->app = app != NULL ? app->name : NULL;
-	d->app_index = app != NULL ? (int)(app - h->cfg->apps) : -1;
-	d->method = method_name(evhttp_request_get_command(req));
-	d->body_bytes = evbuffer_get_length(evhttp_request_get_input_buffer(req));
-	copy_printable(d->path, sizeof(d->path), uri);
-	if (evcon != NULL)
-		evhttp_connection_get_peer(evcon, &peer, &port);
-	copy_printable(d->remote, sizeof(d->remote), peer);
-	return d;
-}
-
-/* What every delivery starts with: its request id and its arrival. */
-static struct delivery *
-delivery_alloc(struct http *h)
-{
-	struct delivery *d = calloc(1, sizeof(*d));
-
-	if (d == NULL)
-		return NULL;
-	snprintf(d->request_id, sizeof(d->request_id), "%08x-%llu", h->id_prefix, ++h->next_id);
-	d->received_us = util_wall_us();
-	d->http = h;
-	d->app_index = -1;
-	d->signature_ok = -1;
-	return d;
-}
-
-static void
-delivery_free(struct delivery *d)
-{
-	form_free(&d->form);
-	trade_event_free(&d->event);
-	free(d->body_excerpt);
-	free(d);
+	next_request_id(h, request_id, sizeof(request_id));
+	h->handlers.refused(h->handlers.push_arg, request_id);
 }
 
 /* --- helpers ------------------------------------------------------------ */
 
-static void
-reply(struct evhttp_request *req, const char *request_id, int status, const char *text)
+void
+http_reply(struct evhttp_request *req, const char *request_id, int status, const char *text)
 {
 	struct evbuffer *body = evbuffer_new();
 	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
@@ -733,71 +496,4 @@ reply(struct evhttp_request *req, const char *request_id, int status, const char
 	evhttp_send_reply(req, status, NULL, body);
 	if (body != NULL)
 		evbuffer_free(body);
-}
-
-/* "application/x-www-form-urlencoded", any case, parameters allowed. */
-static bool
-is_form(const char *content_type)
-{
-	size_t n = sizeof(FORM_CONTENT_TYPE) - 1;
-
-	if (content_type == NULL)
-		return false;
-	while (*content_type == ' ' || *content_type == '\t')
-		content_type++;
-	if (strncasecmp(content_type, FORM_CONTENT_TYPE, n) != 0)
-		return false;
-	return content_type[n] == '\0' || content_type[n] == ';' || content_type[n] == ' ' ||
-	       content_type[n] == '\t';
-}
-
-static int
-fail(struct delivery *d, int status, const char *why)
-{
-	set_error(d, why);
-	return status;
-}
-
-/* Reasons may quote client bytes (jansson's errors do): keep them ASCII. */
-static void
-set_error(struct delivery *d, const char *text)
-{
-	copy_printable(d->error, sizeof(d->error), text);
-}
-
-/* SRC (NULL: empty) into DST, non-printable bytes as '?', truncated. */
-static void
-copy_printable(char *dst, size_t cap, const char *src)
-{
-	size_t i = 0;
-
-	for (; src != NULL && i + 1 < cap && src[i] != '\0'; i++)
-		dst[i] = isprint((unsigned char)src[i]) ? src[i] : '?';
-	dst[i] = '\0';
-}
-
-static const char *
-method_name(enum evhttp_cmd_type cmd)
-{
-	switch (cmd) {
-	case EVHTTP_REQ_GET:
-		return "GET";
-	case EVHTTP_REQ_POST:
-		return "POST";
-	case EVHTTP_REQ_HEAD:
-		return "HEAD";
-	case EVHTTP_REQ_PUT:
-		return "PUT";
-	case EVHTTP_REQ_DELETE:
-		return "DELETE";
-	case EVHTTP_REQ_OPTIONS:
-		return "OPTIONS";
-	case EVHTTP_REQ_TRACE:
-		return "TRACE";
-	case EVHTTP_REQ_CONNECT:
-		return "CONNECT";
-	case EVHTTP_REQ_PATCH:
-		return "PATCH";
-	}
-	return "OTHER";
 }

@@ -1,53 +1,58 @@
 /*
- * http.h - the HTTP side: routes, limits, replies.
+ * http.h - the network side: listeners, TLS, connection limits, routing,
+ * request ids, replies.
  *
- * One evhttp server serves every [[app]] callback path plus /healthz and
- * /readyz.  A push is checked in order - method, content type, size, form,
- * signature, message - and the first failure is answered at once with a
- * short plain-text reason and audited; a good push waits for its commit.
+ * One evhttp server serves every [[app]] callback path plus /healthz,
+ * /readyz and /metrics (or those three on [server] admin_listen).  What a
+ * request to a callback path means is not this module's business: it hands
+ * the request, its app and its id to the push handler (ingest.c) and knows
+ * neither the store nor SQL.  /readyz and /metrics ask the status handlers.
  */
 #ifndef RECEIVER_HTTP_H
 #define RECEIVER_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <stdint.h>
+#include <event2/http.h>
 
 #include "config.h"
-#include "store.h"
 
 struct http;
 
-/* Requests counted by app and status (the statuses this server gives). */
-#define HTTP_STATUS_KINDS 10
-extern const int http_status_kinds[HTTP_STATUS_KINDS]; /* the last, 0, is "other" */
-
-struct http_stats {
-	size_t n_rows;	    /* one row per [[app]], in order, then one for no app */
-	uint64_t *requests; /* [n_rows][HTTP_STATUS_KINDS] */
-	uint64_t signature_failures;
-	uint64_t rejections_not_audited; /* over [server] max_rejections_per_s */
-	size_t open_connections;
-	uint64_t connection_cap_reached; /* times accepting paused at max_connections */
+struct http_handlers {
+	/* A request to a callback path; APP is NULL when no app has that path. */
+	void (*push)(void *arg, struct evhttp_request *req, const struct app_config *app,
+		     const char *request_id);
+	/* evhttp answered 413 for a body over max_body_bytes, before any callback. */
+	void (*refused)(void *arg, const char *request_id);
+	void *push_arg;
+	/* /readyz: true when ready; *why says why not (a short static text). */
+	bool (*ready)(void *arg, const char **why);
+	/* GET /metrics: writes the page; NULL serves no /metrics. */
+	void (*metrics)(void *arg, struct evbuffer *out);
+	void *status_arg;
 };
 
-/* Writes the /metrics page. */
-typedef void (*http_metrics_fn)(struct evbuffer *out, void *arg);
-
-struct http *http_new(struct event_base *base, const struct config *cfg, struct store *store);
-
-/* Serve GET /metrics with FN. */
-void http_set_metrics(struct http *h, http_metrics_fn fn, void *arg);
-
-const struct http_stats *http_get_stats(const struct http *h);
+struct http *http_new(struct event_base *base, const struct config *cfg,
+		      const struct http_handlers *handlers);
 
 /* Bind [server] listen.  Returns 0, or -1 with a reason in ERR. */
 int http_listen(struct http *h, char *err, size_t errlen);
 
 /* Bind [server] admin_listen, when set.  Returns 0, or -1 with ERR. */
 int http_listen_admin(struct http *h, char *err, size_t errlen);
+
+/*
+ * Answer REQ with STATUS and TEXT (plain text); X-Request-Id when
+ * REQUEST_ID is not empty, Retry-After with a 503.
+ */
+void http_reply(struct evhttp_request *req, const char *request_id, int status, const char *text);
+
+/* Open connections and the times accepting paused at the cap. */
+void http_metrics(const struct http *h, struct evbuffer *out);
 
 /* Close the listening socket; connections already open are still served. */
 void http_stop_accepting(struct http *h);

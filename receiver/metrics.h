@@ -1,11 +1,11 @@
 /*
  * metrics.h - counters and histograms, and their Prometheus text format.
  *
- * Each module counts in its own stats struct (store_stats, upstream_stats,
- * ...); nothing here is shared or global.  A histogram is a fixed set of
- * upper bounds with a count per bucket, a sum and a total, exactly what the
- * exposition format wants.  metrics_render() turns a snapshot of every
- * module's stats into the text GET /metrics answers.
+ * Each module counts in its own struct and writes its own families with
+ * the writers below (ingest_metrics, store_metrics, ...); nothing here is
+ * shared or global, and this module knows none of them.  A histogram is a
+ * fixed set of upper bounds with a count per bucket, a sum and a total,
+ * exactly what the exposition format wants.
  */
 #ifndef RECEIVER_METRICS_H
 #define RECEIVER_METRICS_H
@@ -46,24 +46,7 @@ void metrics_histogram(struct evbuffer *out, const char *name, const char *label
 /* Escape a label value (backslash, quote, newline) into DST. */
 void metrics_label(char *dst, size_t cap, const char *value);
 
-struct config;
-struct http_stats;
-struct store_stats;
-struct reconcile_stats;
-struct upstream_stats;
-
-/* Everything /metrics shows, read at the moment it is asked for. */
-struct metrics_sources {
-	const struct config *cfg;
-	int schema_version;
-	const struct http_stats *http;
-	const struct store_stats *store;
-	size_t queue_depth;
-	int db_ready;
-	const struct reconcile_stats *reconcile; /* NULL when reconciling is off */
-	const struct upstream_stats *upstream;	 /* NULL when reconciling is off */
-};
-
-void metrics_render(struct evbuffer *out, const struct metrics_sources *src);
+/* receiver_build_info: this build's version and schema. */
+void metrics_build_info(struct evbuffer *out, int schema_version);
 
 #endif

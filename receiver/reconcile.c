@@ -33,6 +33,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 #include "reconcile.h"
 #include "upstream.h"
 #include "util.h"
@@ -63,6 +64,23 @@
 	"last_error = nullif($3, '') WHERE app = $1"
 
 struct reconciler;
+
+struct reconcile_stats {
+	uint64_t claimed;
+	uint64_t fetched; /* answers applied */
+	uint64_t failed;  /* fetches or applies that failed */
+	uint64_t dead;	  /* jobs that went dead */
+	uint64_t changed; /* status changes recorded */
+	uint64_t sweeps;
+	uint64_t sweep_pages;
+	uint64_t sweep_orders;
+	bool sweeping;	      /* a sweep is under way in this process */
+	int sweep_page;	      /* its current page */
+	bool jobs_known;      /* the two counts below have been read */
+	int64_t jobs_pending; /* in the whole database, refreshed every few seconds */
+	int64_t jobs_dead;
+};
+
 typedef void (*op_fn)(struct reconciler *r, void *ctx, const PGresult *res, const char *error);
 
 /* One database step waiting for, or using, the connection. */
@@ -240,10 +258,40 @@ reconciler_sweep(struct reconciler *r, const struct app_config *app, time_t sinc
 	sweep_page(sw);
 }
 
-const struct reconcile_stats *
-reconciler_get_stats(const struct reconciler *r)
+void
+reconciler_metrics(const struct reconciler *rc, struct evbuffer *out)
 {
-	return &r->stats;
+	const struct reconcile_stats *r = &rc->stats;
+
+	if (r->jobs_known) {
+		metrics_family(out, "receiver_reconcile_jobs", "gauge",
+			       "Reconcile jobs in the database, by state.");
+		metrics_value(out, "receiver_reconcile_jobs", "state=\"pending\"",
+			      (double)r->jobs_pending);
+		metrics_value(out, "receiver_reconcile_jobs", "state=\"dead\"",
+			      (double)r->jobs_dead);
+	}
+	metrics_family(out, "receiver_reconcile_fetches_total", "counter",
+		       "Jobs claimed, applied, failed and gone dead in this process.");
+	metrics_value(out, "receiver_reconcile_fetches_total", "result=\"claimed\"",
+		      (double)r->claimed);
+	metrics_value(out, "receiver_reconcile_fetches_total", "result=\"applied\"",
+		      (double)r->fetched);
+	metrics_value(out, "receiver_reconcile_fetches_total", "result=\"failed\"",
+		      (double)r->failed);
+	metrics_value(out, "receiver_reconcile_fetches_total", "result=\"dead\"", (double)r->dead);
+	metrics_single(out, "receiver_order_status_changes_total", "counter",
+		       "Status changes recorded in order_changes by this process.",
+		       (double)r->changed);
+	upstream_metrics(rc->upstream, out);
+	metrics_single(out, "receiver_sweeps_total", "counter", "Sweeps started by this process.",
+		       (double)r->sweeps);
+	metrics_single(out, "receiver_sweep_running", "gauge", "1 while a sweep runs here.",
+		       r->sweeping ? 1 : 0);
+	metrics_single(out, "receiver_sweep_page", "gauge", "The page the sweep is on.",
+		       (double)r->sweep_page);
+	metrics_single(out, "receiver_sweep_orders_total", "counter",
+		       "Order records seen by sweeps.", (double)r->sweep_orders);
 }
 
 void
@@ -251,12 +299,6 @@ reconciler_stop(struct reconciler *r)
 {
 	r->background = false;
 	event_del(r->ev_tick);
-}
-
-const struct upstream_stats *
-reconciler_upstream_stats(const struct reconciler *r)
-{
-	return upstream_get_stats(r->upstream);
 }
 
 void

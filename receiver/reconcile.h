@@ -15,27 +15,12 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "config.h"
 
 struct reconciler;
-
-struct reconcile_stats {
-	uint64_t claimed;
-	uint64_t fetched; /* answers applied */
-	uint64_t failed;  /* fetches or applies that failed */
-	uint64_t dead;	  /* jobs that went dead */
-	uint64_t changed; /* status changes recorded */
-	uint64_t sweeps;
-	uint64_t sweep_pages;
-	uint64_t sweep_orders;
-	bool sweeping;	      /* a sweep is under way in this process */
-	int sweep_page;	      /* its current page */
-	bool jobs_known;      /* the two counts below have been read */
-	int64_t jobs_pending; /* in the whole database, refreshed every few seconds */
-	int64_t jobs_dead;
-};
 
 /* Called when one-off work ends: OK, and a line to show the user. */
 typedef void (*reconcile_done_fn)(void *arg, bool ok, const char *text);
@@ -55,8 +40,8 @@ void reconciler_fetch(struct reconciler *r, const struct app_config *app, int64_
 void reconciler_sweep(struct reconciler *r, const struct app_config *app, time_t since,
 		      time_t until, reconcile_done_fn fn, void *arg);
 
-const struct reconcile_stats *reconciler_get_stats(const struct reconciler *r);
-const struct upstream_stats *reconciler_upstream_stats(const struct reconciler *r);
+/* Jobs, fetches, sweeps and the trade API's calls. */
+void reconciler_metrics(const struct reconciler *r, struct evbuffer *out);
 
 /* Claim no more jobs and start no more sweeps; work under way goes on. */
 void reconciler_stop(struct reconciler *r);

@@ -19,6 +19,7 @@
 #include <event2/event.h>
 
 #include "http.h"
+#include "ingest.h"
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
@@ -34,6 +35,7 @@ struct worker {
 	struct config *cfg;
 	struct event_base *base;
 	struct store *store;
+	struct ingest *ingest;
 	struct http *http;
 	struct reconciler *reconciler; /* NULL when [reconcile] enabled = false */
 	struct event *ev_sigterm;
@@ -54,7 +56,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg);
 static void on_reload(evutil_socket_t sig, short what, void *arg);
 static void on_drained(void *arg);
 static void on_deadline(evutil_socket_t fd, short what, void *arg);
-static void render_metrics(struct evbuffer *out, void *arg);
+static void on_push(void *arg, struct evhttp_request *req, const struct app_config *app,
+		    const char *request_id);
+static void on_refused(void *arg, const char *request_id);
+static bool is_ready(void *arg, const char **why);
+static void render_metrics(void *arg, struct evbuffer *out);
 
 int
 server_run(struct config *cfg)
@@ -209,6 +215,13 @@ out:
 static int
 worker_init(struct worker *w, struct config *cfg, bool reconciles)
 {
+	const struct http_handlers handlers = {.push = on_push,
+					       .refused = on_refused,
+					       .push_arg = w,
+					       .ready = is_ready,
+					       .metrics = render_metrics,
+					       .status_arg = w};
+
 	memset(w, 0, sizeof(*w));
 	w->cfg = cfg;
 	w->base = event_base_new();
@@ -218,9 +231,10 @@ worker_init(struct worker *w, struct config *cfg, bool reconciles)
 	    store_new(w->base, &cfg->database, cfg->server.max_pending, migrate_latest_version());
 	if (w->store == NULL)
 		return -1;
-	w->http = http_new(w->base, cfg, w->store);
-	if (w->http != NULL)
-		http_set_metrics(w->http, render_metrics, w);
+	w->ingest = ingest_new(cfg, w->store);
+	if (w->ingest == NULL)
+		return -1;
+	w->http = http_new(w->base, cfg, &handlers);
 	if (cfg->reconcile.enabled && reconciles) {
 		char err[256];
 
@@ -245,8 +259,8 @@ worker_init(struct worker *w, struct config *cfg, bool reconciles)
 }
 
 /*
- * The store goes first: freeing it answers any push still waiting, which
- * must happen while the HTTP connections still exist.
+ * The store goes first: freeing it answers any push still waiting (through
+ * ingest), which must happen while the HTTP connections still exist.
  */
 static void
 worker_free(struct worker *w)
@@ -257,6 +271,7 @@ worker_free(struct worker *w)
 		store_free(w->store);
 	if (w->http != NULL)
 		http_free(w->http);
+	ingest_free(w->ingest);
 	if (w->ev_sigterm != NULL)
 		event_free(w->ev_sigterm);
 	if (w->ev_sigint != NULL)
@@ -339,22 +354,41 @@ on_deadline(evutil_socket_t fd, short what, void *arg)
 	event_base_loopbreak(w->base);
 }
 
+/* http.c's handlers: pushes go to ingest, health and metrics stay here. */
 static void
-render_metrics(struct evbuffer *out, void *arg)
+on_push(void *arg, struct evhttp_request *req, const struct app_config *app, const char *request_id)
 {
 	struct worker *w = arg;
-	struct metrics_sources src = {
-	    .cfg = w->cfg,
-	    .schema_version = migrate_latest_version(),
-	    .http = http_get_stats(w->http),
-	    .store = store_get_stats(w->store),
-	    .queue_depth = store_queue_depth(w->store),
-	    .db_ready = store_ready(w->store),
-	};
 
-	if (w->reconciler != NULL) {
-		src.reconcile = reconciler_get_stats(w->reconciler);
-		src.upstream = reconciler_upstream_stats(w->reconciler);
-	}
-	metrics_render(out, &src);
+	ingest_request(w->ingest, req, app, request_id);
+}
+
+static void
+on_refused(void *arg, const char *request_id)
+{
+	struct worker *w = arg;
+
+	ingest_refused(w->ingest, request_id);
+}
+
+static bool
+is_ready(void *arg, const char **why)
+{
+	struct worker *w = arg;
+
+	*why = store_state_text(w->store);
+	return store_ready(w->store);
+}
+
+static void
+render_metrics(void *arg, struct evbuffer *out)
+{
+	struct worker *w = arg;
+
+	metrics_build_info(out, migrate_latest_version());
+	ingest_metrics(w->ingest, out);
+	http_metrics(w->http, out);
+	store_metrics(w->store, out);
+	if (w->reconciler != NULL)
+		reconciler_metrics(w->reconciler, out);
 }

@@ -22,6 +22,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "util.h"
 
@@ -29,6 +30,16 @@
 #define MAX_BATCH_BYTES (64 * 1024 * 1024)
 
 TAILQ_HEAD(delivery_list, delivery);
+
+struct store_stats {
+	uint64_t batches;
+	uint64_t batches_failed;
+	uint64_t committed;	     /* deliveries in committed batches */
+	uint64_t refused;	     /* submit refused: unavailable or full */
+	uint64_t audits_dropped;     /* rejected-request rows not written */
+	struct histogram batch_size; /* deliveries per transaction */
+	struct histogram commit_ms;  /* sending a batch to its end */
+};
 
 struct store {
 	struct db *db;
@@ -123,16 +134,33 @@ store_state_text(const struct store *s)
 	return s->draining ? "shutting down" : db_state_text(s->db);
 }
 
-size_t
-store_queue_depth(const struct store *s)
+void
+store_metrics(const struct store *store, struct evbuffer *out)
 {
-	return s->queued;
-}
+	const struct store_stats *s = &store->stats;
 
-const struct store_stats *
-store_get_stats(const struct store *s)
-{
-	return &s->stats;
+	metrics_single(out, "receiver_database_up", "gauge",
+		       "1 when the ingest connection is up and the schema current.",
+		       store_ready(store) ? 1 : 0);
+	metrics_single(out, "receiver_queue_depth", "gauge", "Pushes waiting for a commit.",
+		       (double)store->queued);
+	metrics_family(out, "receiver_batches_total", "counter", "Ingest transactions, by result.");
+	metrics_value(out, "receiver_batches_total", "result=\"committed\"",
+		      (double)(s->batches - s->batches_failed));
+	metrics_value(out, "receiver_batches_total", "result=\"failed\"",
+		      (double)s->batches_failed);
+	metrics_single(out, "receiver_committed_deliveries_total", "counter",
+		       "Deliveries written in committed transactions.", (double)s->committed);
+	metrics_single(out, "receiver_refused_total", "counter",
+		       "Pushes answered 503: database away or queue full.", (double)s->refused);
+	metrics_single(out, "receiver_audits_dropped_total", "counter",
+		       "Audit rows of rejected requests that could not be written.",
+		       (double)s->audits_dropped);
+	metrics_family(out, "receiver_batch_size", "histogram", "Deliveries per transaction.");
+	metrics_histogram(out, "receiver_batch_size", NULL, &s->batch_size);
+	metrics_family(out, "receiver_commit_milliseconds", "histogram",
+		       "From sending a batch to its commit.");
+	metrics_histogram(out, "receiver_commit_milliseconds", NULL, &s->commit_ms);
 }
 
 void

@@ -14,23 +14,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "config.h"
 #include "delivery.h"
-#include "metrics.h"
 
 struct store;
-
-struct store_stats {
-	uint64_t batches;
-	uint64_t batches_failed;
-	uint64_t committed;	     /* deliveries in committed batches */
-	uint64_t refused;	     /* submit refused: unavailable or full */
-	uint64_t audits_dropped;     /* rejected-request rows not written */
-	struct histogram batch_size; /* deliveries per transaction */
-	struct histogram commit_ms;  /* sending a batch to its end */
-};
 
 /* SCHEMA_VERSION is the lowest schema version this code can write to. */
 struct store *store_new(struct event_base *base, const struct database_config *cfg,
@@ -55,8 +45,8 @@ bool store_ready(const struct store *s);
 /* Why not ready, for /readyz: a short static text. */
 const char *store_state_text(const struct store *s);
 
-size_t store_queue_depth(const struct store *s);
-const struct store_stats *store_get_stats(const struct store *s);
+/* Batches, commits, refusals, the queue and the commit latency. */
+void store_metrics(const struct store *s, struct evbuffer *out);
 
 /*
  * Shut down gently: commit what is queued, then call CB(ARG) once nothing

@@ -178,10 +178,23 @@ upstream_pending(const struct upstream *u)
 	return u->queued + u->n_running;
 }
 
-const struct upstream_stats *
-upstream_get_stats(const struct upstream *u)
+void
+upstream_metrics(const struct upstream *up, struct evbuffer *out)
 {
-	return &u->stats;
+	const struct upstream_stats *u = &up->stats;
+
+	metrics_family(out, "receiver_upstream_calls_total", "counter",
+		       "Trade API calls, by outcome.");
+	metrics_value(out, "receiver_upstream_calls_total", "outcome=\"ok\"", (double)u->ok);
+	metrics_value(out, "receiver_upstream_calls_total", "outcome=\"timeout\"",
+		      (double)u->timeouts);
+	metrics_value(out, "receiver_upstream_calls_total", "outcome=\"credentials\"",
+		      (double)u->permanent);
+	metrics_value(out, "receiver_upstream_calls_total", "outcome=\"error\"",
+		      (double)(u->failed - u->timeouts - u->permanent));
+	metrics_family(out, "receiver_upstream_call_milliseconds", "histogram",
+		       "Trade API call latency.");
+	metrics_histogram(out, "receiver_upstream_call_milliseconds", NULL, &u->latency_ms);
 }
 
 void

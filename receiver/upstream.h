@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <jansson.h>
 
@@ -56,7 +57,8 @@ int upstream_post(struct upstream *u, const struct app_config *app, const char *
 
 /* Calls started or waiting. */
 size_t upstream_pending(const struct upstream *u);
-const struct upstream_stats *upstream_get_stats(const struct upstream *u);
+/* Calls by outcome and their latency. */
+void upstream_metrics(const struct upstream *u, struct evbuffer *out);
 
 /* Every call still pending ends with "shutting down"; then free. */
 void upstream_free(struct upstream *u);
