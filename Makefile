@@ -3,7 +3,9 @@
 #   make            build build/receiver
 #   make run        install what is missing, start a local PostgreSQL
 #                   (unless DATABASE_URL is set), migrate, serve on :8080
-#   make test       install what is missing, build, run every test
+#   make test       install what is missing, check the C formatting,
+#                   build, run every test
+#   make check-layers  no module includes a higher layer (tests/check_layers.py)
 #   make install    PREFIX=/usr/local DESTDIR=
 #
 # SAN=1 builds with AddressSanitizer and UndefinedBehaviorSanitizer into
@@ -45,7 +47,7 @@ MIGRATIONS = $(sort $(wildcard sql/*.sql))
 HELPER_SRCS = $(wildcard tests/helpers/*.c)
 HELPER_BINS = $(patsubst tests/helpers/%.c,$(BUILD)/%,$(HELPER_SRCS))
 
-.PHONY: all setup run test unit integration install clean check-format format
+.PHONY: all setup run test unit integration install clean check-format format check-layers
 
 all: $(BUILD)/receiver
 
@@ -91,6 +93,7 @@ run: setup
 # Every suite prints "N passed, N failed"; tests/run adds them up and exits
 # non-zero when anything failed.
 test: setup
+	@$(MAKE) --no-print-directory check-format
 	@$(MAKE) --no-print-directory all unit-bins helper-bins
 	@$(MAKE) --no-print-directory SAN=1 all unit-bins helper-bins
 	@sh tests/run
@@ -113,6 +116,11 @@ format:
 
 check-format:
 	clang-format --dry-run --Werror receiver/*.c receiver/*.h
+
+# The modules' layers (tests/check_layers.py holds the map): no include of
+# a higher layer, no module outside the map.
+check-layers:
+	python3 tests/check_layers.py receiver
 
 clean:
 	rm -rf build

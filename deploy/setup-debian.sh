@@ -4,7 +4,7 @@
 set -eu
 
 PACKAGES="gcc make pkg-config libc6-dev libevent-dev libssl-dev libjansson-dev libpq-dev
-postgresql-15 postgresql-client-15 python3 python3-prometheus-client curl openssl clang
+postgresql-15 postgresql-client-15 python3 python3-prometheus-client curl openssl clang clang-format
 libclang-rt-14-dev valgrind wrk"
 
 missing=""

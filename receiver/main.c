@@ -1,17 +1,18 @@
 /*
- * main.c - the command line.
+ * main.c - the command line: `receiver [COMMAND] [OPTIONS]`.
  *
- *   receiver [serve] [-c FILE]                      serve pushes (the default)
- *   receiver migrate [-c FILE]                      bring the schema up to date
- *   receiver reconcile [-c FILE] [--app NAME] ORDER_ID...
- *   receiver sweep [-c FILE] --since DATE [--until DATE] [--app NAME]
- *   receiver jobs [-c FILE] [--retry-dead]
- *   receiver sign [-c FILE] [--app NAME] [--field NAME] < message.json
- *   receiver verify [-c FILE] [--app NAME] < body
- *   receiver version
+ * Every command is one row of commands[] below: its name, its handler, the
+ * options it accepts, whether it needs the configuration loaded, and its
+ * usage line; `receiver help` (or -h, --help) prints the usage from those
+ * rows.  main() finds the row, parses the options (one parser for every
+ * command), refuses those the row does not accept, loads the configuration
+ * (-c FILE, default /etc/receiver/receiver.toml) and calls the handler.  The
+ * first row, serve, is the default command: when there is no argument or the
+ * first one is an option.  help and version need no configuration and
+ * ignore their arguments.
  *
- * Exit status: 0 on success, 1 on a runtime failure, 2 on bad usage or a
- * bad configuration, always with a one-line reason on stderr.
+ * Exit status: 0 on success, 1 on a runtime failure, 2 (EXIT_USAGE) on bad
+ * usage or a bad configuration, always with a one-line reason on stderr.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -27,98 +28,154 @@
 
 #define DEFAULT_CONFIG "/etc/receiver/receiver.toml"
 
+/* The options beside -c/--config and -h/--help (every command takes those). */
+enum {
+	OPT_APP = 1 << 0,	 /* --app NAME */
+	OPT_SINCE = 1 << 1,	 /* --since DATE and --until DATE */
+	OPT_FIELD = 1 << 2,	 /* --field NAME */
+	OPT_RETRY_DEAD = 1 << 3, /* --retry-dead */
+	OPT_ARGS = 1 << 4,	 /* positional arguments */
+};
+
+struct command {
+	const char *name;
+	/* Exactly one handler: a tool only reads the configuration; the
+	 * daemon keeps it and adopts new secrets into it on SIGHUP. */
+	int (*tool)(const struct config *cfg, const struct cli_args *args);
+	int (*daemon)(struct config *cfg);
+	unsigned options; /* OPT_* */
+	bool needs_config;
+	const char *synopsis; /* after "receiver NAME", or NULL: not listed */
+	const char *what;     /* what it does, or NULL */
+};
+
+static int cmd_migrate(const struct config *cfg, const struct cli_args *args);
+static int cmd_help(const struct config *cfg, const struct cli_args *args);
+static int cmd_version(const struct config *cfg, const struct cli_args *args);
+
+static const struct command commands[] = {
+    {.name = "serve",
+     .daemon = server_run,
+     .needs_config = true,
+     .synopsis = "[-c FILE]",
+     .what = "serve pushes (default command)"},
+    {.name = "migrate",
+     .tool = cmd_migrate,
+     .needs_config = true,
+     .synopsis = "[-c FILE]",
+     .what = "apply the database migrations"},
+    {.name = "reconcile",
+     .tool = cli_reconcile,
+     .options = OPT_APP | OPT_ARGS,
+     .needs_config = true,
+     .synopsis = "[-c FILE] [--app NAME] ORDER_ID...",
+     .what = "fetch orders now, print their status"},
+    {.name = "sweep",
+     .tool = cli_sweep,
+     .options = OPT_SINCE | OPT_APP,
+     .needs_config = true,
+     .synopsis = "[-c FILE] --since DATE [--until DATE] [--app NAME]",
+     .what = "backfill orders created in a window"},
+    {.name = "jobs",
+     .tool = cli_jobs,
+     .options = OPT_RETRY_DEAD,
+     .needs_config = true,
+     .synopsis = "[-c FILE] [--retry-dead]",
+     .what = "reconcile jobs: counts, errors"},
+    {.name = "sign",
+     .tool = cli_sign,
+     .options = OPT_APP | OPT_FIELD,
+     .needs_config = true,
+     .synopsis = "[-c FILE] [--app NAME] [--field _aop_signature|_dj_signature]",
+     .what = "stdin: a message; prints a signed form"},
+    {.name = "verify",
+     .tool = cli_verify,
+     .options = OPT_APP,
+     .needs_config = true,
+     .synopsis = "[-c FILE] [--app NAME]",
+     .what = "stdin: a form body; genuine or why not"},
+    {.name = "version", .tool = cmd_version, .synopsis = ""},
+    /* Not listed: it prints the list. */
+    {.name = "help", .tool = cmd_help},
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const struct command *find(const char *name);
 static void usage(FILE *out);
 static int parse_args(int argc, char **argv, int first, const char **file, struct cli_args *args);
-static int load(const char *file, struct config *cfg);
-static int cmd_migrate(const struct config *cfg);
+static unsigned options_given(const struct cli_args *args);
+static int run(const struct command *c, const char *file, const struct cli_args *args);
 
 int
 main(int argc, char **argv)
 {
-	const char *command = "serve", *file = DEFAULT_CONFIG;
+	const struct command *c = &commands[0];
+	const char *file = DEFAULT_CONFIG;
 	struct cli_args args = {0};
-	struct config cfg;
 	int first = 1, rc;
 
 	if (argc > 1 && argv[1][0] != '-') {
-		command = argv[1];
+		c = find(argv[1]);
 		first = 2;
+		if (c == NULL) {
+			fprintf(stderr, "receiver: unknown command '%s' (try --help)\n", argv[1]);
+			return EXIT_USAGE;
+		}
 	}
-	if (strcmp(command, "help") == 0) {
-		usage(stdout);
-		return 0;
-	}
-	if (strcmp(command, "version") == 0) {
-		printf("receiver %s (schema version %d)\n", RECEIVER_VERSION,
-		       migrate_latest_version());
-		return 0;
-	}
-	if (strcmp(command, "serve") != 0 && strcmp(command, "migrate") != 0 &&
-	    strcmp(command, "reconcile") != 0 && strcmp(command, "sweep") != 0 &&
-	    strcmp(command, "jobs") != 0 && strcmp(command, "sign") != 0 &&
-	    strcmp(command, "verify") != 0) {
-		fprintf(stderr, "receiver: unknown command '%s' (try --help)\n", command);
-		return EXIT_USAGE;
-	}
+	if (!c->needs_config)
+		return c->tool(NULL, &args);
 	rc = parse_args(argc, argv, first, &file, &args);
-	if (rc >= 0) {
-		free(args.rest);
-		return rc;
+	if (rc < 0 && (options_given(&args) & ~c->options) != 0) {
+		fprintf(stderr, "receiver: %s: unexpected argument (try --help)\n", c->name);
+		rc = EXIT_USAGE;
 	}
-	if ((args.n_rest > 0 && strcmp(command, "reconcile") != 0) ||
-	    (args.retry_dead && strcmp(command, "jobs") != 0) ||
-	    ((args.since != NULL || args.until != NULL) && strcmp(command, "sweep") != 0) ||
-	    (args.field != NULL && strcmp(command, "sign") != 0) ||
-	    (args.app != NULL && strcmp(command, "reconcile") != 0 &&
-	     strcmp(command, "sweep") != 0 && strcmp(command, "sign") != 0 &&
-	     strcmp(command, "verify") != 0)) {
-		fprintf(stderr, "receiver: %s: unexpected argument (try --help)\n", command);
-		free(args.rest);
-		return EXIT_USAGE;
-	}
-	if (load(file, &cfg) < 0) {
-		free(args.rest);
-		return EXIT_USAGE;
-	}
-	if (strcmp(command, "serve") == 0)
-		rc = server_run(&cfg);
-	else if (strcmp(command, "migrate") == 0)
-		rc = cmd_migrate(&cfg);
-	else if (strcmp(command, "reconcile") == 0)
-		rc = cli_reconcile(&cfg, &args);
-	else if (strcmp(command, "sweep") == 0)
-		rc = cli_sweep(&cfg, &args);
-	else if (strcmp(command, "sign") == 0)
-		rc = cli_sign(&cfg, &args);
-	else if (strcmp(command, "verify") == 0)
-		rc = cli_verify(&cfg, &args);
-	else
-		rc = cli_jobs(&cfg, &args);
-	config_free(&cfg);
+	if (rc < 0)
+		rc = run(c, file, &args);
 	free(args.rest);
 	return rc;
 }
 
+static const struct command *
+find(const char *name)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+/* The description starts in this column, or on a line of its own when the
+ * synopsis leaves less than two spaces before it. */
+#define USAGE_COLUMN 47
+
 static void
 usage(FILE *out)
 {
-	fprintf(
-	    out,
-	    "usage: receiver [serve] [-c FILE]              serve pushes (default command)\n"
-	    "       receiver migrate [-c FILE]              apply the database migrations\n"
-	    "       receiver reconcile [-c FILE] [--app NAME] ORDER_ID...\n"
-	    "                                               fetch orders now, print their status\n"
-	    "       receiver sweep [-c FILE] --since DATE [--until DATE] [--app NAME]\n"
-	    "                                               backfill orders created in a window\n"
-	    "       receiver jobs [-c FILE] [--retry-dead]  reconcile jobs: counts, errors\n"
-	    "       receiver sign [-c FILE] [--app NAME] [--field _aop_signature|_dj_signature]\n"
-	    "                                               stdin: a message; prints a signed "
-	    "form\n"
-	    "       receiver verify [-c FILE] [--app NAME]  stdin: a form body; genuine or why "
-	    "not\n"
-	    "       receiver version\n"
-	    "FILE defaults to " DEFAULT_CONFIG "; $DATABASE_URL overrides [database] url.\n"
-	    "DATE is YYYY-MM-DD[THH:MM[:SS]] in Shanghai time (+08:00).\n");
+	const char *lead = "usage:";
+
+	for (size_t i = 0; i < N_COMMANDS; i++) {
+		const struct command *c = &commands[i];
+		int n;
+
+		if (c->synopsis == NULL)
+			continue;
+		/* The default command's name is optional. */
+		n = fprintf(out, i == 0 ? "%s receiver [%s]%s%s" : "%s receiver %s%s%s", lead,
+			    c->name, c->synopsis[0] != '\0' ? " " : "", c->synopsis);
+		lead = "      ";
+		if (c->what != NULL) {
+			if (n > USAGE_COLUMN - 2) {
+				fputc('\n', out);
+				n = 0;
+			}
+			fprintf(out, "%*s%s", USAGE_COLUMN - n, "", c->what);
+		}
+		fputc('\n', out);
+	}
+	fputs("FILE defaults to " DEFAULT_CONFIG "; $DATABASE_URL overrides [database] url.\n"
+	      "DATE is YYYY-MM-DD[THH:MM[:SS]] in Shanghai time (+08:00).\n",
+	      out);
 }
 
 /* Returns -1 to go on, or an exit status to stop with. */
@@ -157,29 +214,63 @@ parse_args(int argc, char **argv, int first, const char **file, struct cli_args 
 	return -1;
 }
 
+/* The OPT_* bits of the options on the command line. */
+static unsigned
+options_given(const struct cli_args *args)
+{
+	return (args->app != NULL ? OPT_APP : 0) |
+	       (args->since != NULL || args->until != NULL ? OPT_SINCE : 0) |
+	       (args->field != NULL ? OPT_FIELD : 0) | (args->retry_dead ? OPT_RETRY_DEAD : 0) |
+	       (args->n_rest > 0 ? OPT_ARGS : 0);
+}
+
+/* Loads FILE and runs C with it. */
 static int
-load(const char *file, struct config *cfg)
+run(const struct command *c, const char *file, const struct cli_args *args)
 {
 	char err[512];
 	enum log_level level;
+	struct config cfg;
+	int rc;
 
-	if (config_load(file, cfg, err, sizeof(err)) < 0) {
+	if (config_load(file, &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "receiver: %s\n", err);
-		return -1;
+		return EXIT_USAGE;
 	}
-	if (log_parse_level(cfg->log.level, &level) == 0)
+	if (log_parse_level(cfg.log.level, &level) == 0)
 		log_set_level(level);
-	return 0;
+	rc = c->daemon != NULL ? c->daemon(&cfg) : c->tool(&cfg, args);
+	config_free(&cfg);
+	return rc;
 }
 
 static int
-cmd_migrate(const struct config *cfg)
+cmd_migrate(const struct config *cfg, const struct cli_args *args)
 {
 	char err[512];
 
+	(void)args;
 	if (migrate_run(cfg->database.url, stdout, err, sizeof(err)) < 0) {
 		fprintf(stderr, "receiver: migrate: %s\n", err);
 		return 1;
 	}
+	return 0;
+}
+
+static int
+cmd_help(const struct config *cfg, const struct cli_args *args)
+{
+	(void)cfg;
+	(void)args;
+	usage(stdout);
+	return 0;
+}
+
+static int
+cmd_version(const struct config *cfg, const struct cli_args *args)
+{
+	(void)cfg;
+	(void)args;
+	printf("receiver %s (schema version %d)\n", RECEIVER_VERSION, migrate_latest_version());
 	return 0;
 }
