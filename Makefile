@@ -175,7 +175,7 @@ fuzz-build: $(FUZZ_BINS)
 # Each target links its harness and the receiver sources it exercises.
 build/fuzz/fuzz_form:      build/fuzz/obj/form.o
 build/fuzz/fuzz_signature: build/fuzz/obj/form.o build/fuzz/obj/signature.o
-build/fuzz/fuzz_message:   build/fuzz/obj/message.o
+build/fuzz/fuzz_message:   build/fuzz/obj/message.o build/fuzz/obj/json.o
 build/fuzz/fuzz_config:    build/fuzz/obj/toml.o
 
 $(FUZZ_BINS): build/fuzz/fuzz_%: build/fuzz/obj/fuzz_%.o

@@ -115,14 +115,10 @@ cli_jobs(const struct config *cfg, const struct cli_args *args)
 		return 1;
 	}
 	if (args->retry_dead) {
-		PGresult *res = PQexec(conn, "WITH r AS (UPDATE reconcile_jobs SET state = "
-					     "'pending', attempts = 0, due_at = now() "
-					     "WHERE state = 'dead' RETURNING 1) "
-					     "SELECT count(*) FROM r");
+		PGresult *res = PQexec(conn, "SELECT receiver_retry_dead_jobs()");
 
 		if (PQresultStatus(res) == PGRES_TUPLES_OK) {
 			printf("%s dead job(s) put back to pending\n", PQgetvalue(res, 0, 0));
-			PQclear(PQexec(conn, "NOTIFY reconcile_jobs"));
 		} else {
 			fprintf(stderr, "receiver: jobs: %s", PQresultErrorMessage(res));
 			rc = 1;

@@ -17,6 +17,11 @@
  * and a one-shot write event while libpq has unsent data (PQflush() == 1).
  * While connecting the socket can change between polls, so both events are
  * made afresh each time.
+ *
+ * A query's callback always runs from the event loop, never inside
+ * db_query(): a send that fails there is posted (ev_posted) and the
+ * connection dropped on the next loop turn, as nginx posts events, so a
+ * caller is never re-entered through its own call.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +74,8 @@ struct db {
 	struct event *ev_read;
 	struct event *ev_write;
 	struct event *ev_timer;			  /* retry, connect timeout or query timeout */
+	struct event *ev_posted;		  /* a send failed in db_query: go down */
+	char posted_detail[256];		  /* libpq's reason for it */
 	struct evdns_base *dns;			  /* made at the first host name to look up */
 	struct evdns_getaddrinfo_request *lookup; /* while DB_RESOLVING */
 	struct lookup *lookup_ctx;		  /* its callback's argument */
@@ -94,7 +101,8 @@ static void cancel_lookup(struct db *db);
 static void connect_poll(struct db *db);
 static void setup(struct db *db);
 static void setup_finished(struct db *db);
-static void go_down(struct db *db, const char *why, const char *detail);
+static void go_down(struct db *db, enum status st, const char *why, const char *detail);
+static void on_posted(evutil_socket_t fd, short what, void *arg);
 static void schedule_retry(struct db *db);
 static void watch_socket(struct db *db, short what, bool persist);
 static void on_socket(evutil_socket_t fd, short what, void *arg);
@@ -103,7 +111,7 @@ static void arm_timer(struct db *db, int ms);
 static int flush_output(struct db *db);
 static void read_results(struct db *db);
 static void query_finished(struct db *db);
-static void fail_query(struct db *db, const char *why);
+static void fail_query(struct db *db, enum status st, const char *why);
 static void first_line(char *dst, size_t cap, const char *src);
 
 struct db *
@@ -125,7 +133,10 @@ db_new(struct event_base *base, const struct database_config *cfg, int schema_ve
 	db->schema_version = schema_version;
 	db->retry_ms = RETRY_MIN_MS;
 	db->ev_timer = evtimer_new(base, on_timer, db);
-	if (db->ev_timer == NULL) {
+	db->ev_posted = event_new(base, -1, 0, on_posted, db);
+	if (db->ev_timer == NULL || db->ev_posted == NULL) {
+		if (db->ev_timer != NULL)
+			event_free(db->ev_timer);
 		free(db);
 		return NULL;
 	}
@@ -171,18 +182,24 @@ int
 db_query(struct db *db, const char *sql, int nparams, const char *const *params, int timeout_ms,
 	 db_result_fn fn, void *arg)
 {
+	int rc = 0;
+
 	if (db->state != DB_IDLE)
 		return -1;
 	db->fn = fn;
 	db->fn_arg = arg;
 	db->error[0] = '\0';
 	db->state = DB_BUSY;
-	if (PQsendQueryParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0) != 1) {
-		go_down(db, "database connection lost", PQerrorMessage(db->conn));
+	if (PQsendQueryParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0) != 1 ||
+	    (rc = PQflush(db->conn)) < 0) {
+		/* FN hears of it from the loop, after this returns. */
+		first_line(db->posted_detail, sizeof(db->posted_detail), PQerrorMessage(db->conn));
+		event_active(db->ev_posted, 0, 0);
 		return 0;
 	}
 	arm_timer(db, timeout_ms);
-	flush_output(db);
+	if (rc == 1)
+		event_add(db->ev_write, NULL);
 	return 0;
 }
 
@@ -191,7 +208,8 @@ db_free(struct db *db)
 {
 	if (db == NULL)
 		return;
-	fail_query(db, "shutting down");
+	fail_query(db, STATUS_SHUTDOWN, "shutting down");
+	event_free(db->ev_posted);
 	if (db->ev_read != NULL)
 		event_free(db->ev_read);
 	if (db->ev_write != NULL)
@@ -230,13 +248,14 @@ connect_begin(struct db *db)
 		db->dns = evdns_base_new(db->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
 	if (db->dns == NULL) {
 		free(host);
-		go_down(db, "database unreachable", "cannot start the DNS resolver");
+		go_down(db, STATUS_UNAVAILABLE, "database unreachable",
+			"cannot start the DNS resolver");
 		return;
 	}
 	db->lookup_ctx = calloc(1, sizeof(*db->lookup_ctx));
 	if (db->lookup_ctx == NULL) {
 		free(host);
-		go_down(db, "database unreachable", "out of memory");
+		go_down(db, STATUS_UNAVAILABLE, "database unreachable", "out of memory");
 		return;
 	}
 	db->lookup_ctx->db = db;
@@ -275,7 +294,8 @@ on_resolved(int result, struct evutil_addrinfo *ai, void *arg)
 	if (ai != NULL)
 		evutil_freeaddrinfo(ai);
 	if (addr[0] == '\0') {
-		go_down(db, "database unreachable", evutil_gai_strerror(result));
+		go_down(db, STATUS_UNAVAILABLE, "database unreachable",
+			evutil_gai_strerror(result));
 		return;
 	}
 	connect_start(db, addr);
@@ -309,7 +329,7 @@ connect_start(struct db *db, const char *hostaddr)
 		db->conn = PQconnectStartParams(keywords, values, 1);
 	}
 	if (db->conn == NULL || PQstatus(db->conn) == CONNECTION_BAD) {
-		go_down(db, "database unreachable",
+		go_down(db, STATUS_UNAVAILABLE, "database unreachable",
 			db->conn != NULL ? PQerrorMessage(db->conn) : "out of memory");
 		return;
 	}
@@ -358,7 +378,8 @@ connect_poll(struct db *db)
 		break;
 	case PGRES_POLLING_OK:
 		if (PQsetnonblocking(db->conn, 1) != 0) {
-			go_down(db, "database unreachable", "cannot set non-blocking mode");
+			go_down(db, STATUS_UNAVAILABLE, "database unreachable",
+				"cannot set non-blocking mode");
 			break;
 		}
 		watch_socket(db, EV_READ, true);
@@ -367,7 +388,7 @@ connect_poll(struct db *db)
 		break;
 	case PGRES_POLLING_FAILED:
 	default:
-		go_down(db, "database unreachable", PQerrorMessage(db->conn));
+		go_down(db, STATUS_UNAVAILABLE, "database unreachable", PQerrorMessage(db->conn));
 		break;
 	}
 }
@@ -386,7 +407,8 @@ setup(struct db *db)
 	db->schema_found = -1;
 	db->error[0] = '\0';
 	if (PQsendQuery(db->conn, sql) != 1) {
-		go_down(db, "database connection lost", PQerrorMessage(db->conn));
+		go_down(db, STATUS_UNAVAILABLE, "database connection lost",
+			PQerrorMessage(db->conn));
 		return;
 	}
 	flush_output(db);
@@ -401,7 +423,8 @@ setup_finished(struct db *db)
 			  "`receiver migrate`%s%s",
 			  db->name, db->schema_found < 0 ? 0 : db->schema_found, db->schema_version,
 			  db->error[0] != '\0' ? "; " : "", db->error);
-		go_down(db, "database schema outdated: run receiver migrate", NULL);
+		go_down(db, STATUS_UNAVAILABLE, "database schema outdated: run receiver migrate",
+			NULL);
 		return;
 	}
 	event_del(db->ev_timer);
@@ -418,7 +441,7 @@ setup_finished(struct db *db)
  * decides what that means (the store answers 503: nothing waits unbounded).
  */
 static void
-go_down(struct db *db, const char *why, const char *detail)
+go_down(struct db *db, enum status st, const char *why, const char *detail)
 {
 	bool was_up = db_up(db);
 	char line[256];
@@ -434,6 +457,7 @@ go_down(struct db *db, const char *why, const char *detail)
 	if (db->ev_write != NULL)
 		event_del(db->ev_write);
 	event_del(db->ev_timer);
+	event_del(db->ev_posted);
 	cancel_lookup(db);
 	if (db->conn != NULL) {
 		PQfinish(db->conn);
@@ -442,7 +466,7 @@ go_down(struct db *db, const char *why, const char *detail)
 	db->state = DB_DOWN;
 	db->why_down = why;
 	schedule_retry(db);
-	fail_query(db, why);
+	fail_query(db, st, why);
 	if (db->handlers.down != NULL)
 		db->handlers.down(db->arg);
 }
@@ -466,13 +490,13 @@ watch_socket(struct db *db, short what, bool persist)
 		event_free(db->ev_write);
 	db->ev_read = db->ev_write = NULL;
 	if (fd < 0) {
-		go_down(db, "database unreachable", "no socket");
+		go_down(db, STATUS_UNAVAILABLE, "database unreachable", "no socket");
 		return;
 	}
 	db->ev_read = event_new(db->base, fd, EV_READ | (persist ? EV_PERSIST : 0), on_socket, db);
 	db->ev_write = event_new(db->base, fd, EV_WRITE, on_socket, db);
 	if (db->ev_read == NULL || db->ev_write == NULL) {
-		go_down(db, "out of memory", NULL);
+		go_down(db, STATUS_UNAVAILABLE, "out of memory", NULL);
 		return;
 	}
 	if (what & EV_READ)
@@ -494,7 +518,8 @@ on_socket(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if ((what & EV_READ) && PQconsumeInput(db->conn) == 0) {
-		go_down(db, "database connection lost", PQerrorMessage(db->conn));
+		go_down(db, STATUS_UNAVAILABLE, "database connection lost",
+			PQerrorMessage(db->conn));
 		return;
 	}
 	if (flush_output(db) < 0)
@@ -516,7 +541,7 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 	case DB_RESOLVING:
 	case DB_CONNECTING:
 	case DB_SETUP:
-		go_down(db, "database connection timed out", NULL);
+		go_down(db, STATUS_UNAVAILABLE, "database connection timed out", NULL);
 		break;
 	case DB_BUSY:
 		/*
@@ -524,11 +549,22 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 		 * out"; a push is then simply delivered again and recorded
 		 * once, since msgId deduplicates.
 		 */
-		go_down(db, "timed out", NULL);
+		go_down(db, STATUS_TIMEOUT, "timed out", NULL);
 		break;
 	case DB_IDLE:
 		break;
 	}
+}
+
+/* A send failed inside db_query(): drop the connection now, from the loop. */
+static void
+on_posted(evutil_socket_t fd, short what, void *arg)
+{
+	struct db *db = arg;
+
+	(void)fd;
+	(void)what;
+	go_down(db, STATUS_UNAVAILABLE, "database connection lost", db->posted_detail);
 }
 
 static void
@@ -547,7 +583,8 @@ flush_output(struct db *db)
 	int rc = PQflush(db->conn);
 
 	if (rc < 0) {
-		go_down(db, "database connection lost", PQerrorMessage(db->conn));
+		go_down(db, STATUS_UNAVAILABLE, "database connection lost",
+			PQerrorMessage(db->conn));
 		return -1;
 	}
 	if (rc == 1)
@@ -603,14 +640,14 @@ query_finished(struct db *db)
 	db->state = DB_IDLE;
 	db->fn = NULL;
 	if (db->error[0] != '\0')
-		fn(db->fn_arg, NULL, db->error);
+		fn(db->fn_arg, STATUS_ERROR, NULL, db->error);
 	else
-		fn(db->fn_arg, res, NULL);
+		fn(db->fn_arg, STATUS_OK, res, NULL);
 	PQclear(res);
 }
 
 static void
-fail_query(struct db *db, const char *why)
+fail_query(struct db *db, enum status st, const char *why)
 {
 	db_result_fn fn = db->fn;
 
@@ -619,7 +656,7 @@ fail_query(struct db *db, const char *why)
 	if (fn == NULL)
 		return;
 	db->fn = NULL;
-	fn(db->fn_arg, NULL, why);
+	fn(db->fn_arg, st, NULL, why);
 }
 
 static void

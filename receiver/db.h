@@ -19,6 +19,7 @@
 #include <libpq-fe.h>
 
 #include "config.h"
+#include "util.h"
 
 struct db;
 
@@ -32,11 +33,14 @@ struct db_handlers {
 };
 
 /*
- * Called once per query.  RES is the query's last result and ERROR is NULL
- * when it succeeded; otherwise RES is NULL and ERROR says why (the text of
- * the server's error, or "connection lost").  RES is cleared afterwards.
+ * Called once per query, never before db_query() returned.  ST is
+ * STATUS_OK with RES the query's last result and ERROR NULL when it
+ * succeeded; otherwise RES is NULL, ST says what happened (STATUS_ERROR:
+ * the server refused it; STATUS_UNAVAILABLE: the connection was lost;
+ * STATUS_TIMEOUT; STATUS_SHUTDOWN: db_free()) and ERROR says why, for
+ * people.  RES is cleared afterwards.
  */
-typedef void (*db_result_fn)(void *arg, const PGresult *res, const char *error);
+typedef void (*db_result_fn)(void *arg, enum status st, const PGresult *res, const char *error);
 
 /* NAME labels log lines ("ingest", "reconcile"); HANDLERS may be NULL. */
 struct db *db_new(struct event_base *base, const struct database_config *cfg, int schema_version,
@@ -57,14 +61,14 @@ const char *db_state_text(const struct db *db);
 
 /*
  * Send SQL with NPARAMS text parameters.  Returns 0 when sent (FN will be
- * called exactly once, possibly with an error), -1 when not idle.
- * TIMEOUT_MS bounds the whole query: past it the connection is reset and FN
- * gets "timed out".
+ * called exactly once, from the event loop, possibly with an error), -1
+ * when not idle.  TIMEOUT_MS bounds the whole query: past it the
+ * connection is reset and FN gets STATUS_TIMEOUT.
  */
 int db_query(struct db *db, const char *sql, int nparams, const char *const *params, int timeout_ms,
 	     db_result_fn fn, void *arg);
 
-/* Close and free; a query in flight gets "shutting down". */
+/* Close and free; a query in flight gets STATUS_SHUTDOWN, at once. */
 void db_free(struct db *db);
 
 #endif

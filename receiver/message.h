@@ -14,8 +14,8 @@
  * parser then retries on a copy in which each out-of-range number is quoted
  * as a string; the raw text, which PostgreSQL stores exactly as jsonb, is
  * never changed.  Numbers PostgreSQL could not store (more than
- * MESSAGE_MAX_NUMBER_DIGITS digits, or an exponent beyond
- * MESSAGE_MAX_EXPONENT) are an error, so no accepted message can make a
+ * JSON_MAX_NUMBER_DIGITS digits, or an exponent beyond
+ * JSON_MAX_EXPONENT: json.h) are an error, so no accepted message can make a
  * batch fail.
  */
 #ifndef RECEIVER_MESSAGE_H
@@ -27,9 +27,7 @@
 
 #include <jansson.h>
 
-#define MESSAGE_MAX_NUMBER_DIGITS 1000
-#define MESSAGE_MAX_EXPONENT	  1000
-#define MESSAGE_MAX_ORDERS	  1000
+#define MESSAGE_MAX_ORDERS 1000
 
 struct trade_event {
 	int64_t msg_id;
@@ -55,15 +53,5 @@ struct trade_event {
 int message_parse(const char *text, size_t len, struct trade_event *ev, char *err, size_t errlen);
 
 void trade_event_free(struct trade_event *ev);
-
-/*
- * Load a JSON object the way message_parse() does: duplicate keys are an
- * error, and numbers beyond what jansson holds come back as strings (then
- * *big is set).  For other texts that PostgreSQL will store as they are,
- * such as the trade API's answers.  Returns 0 with *root set, or -1 with a
- * reason in ERR.
- */
-int message_load_object(const char *text, size_t len, json_t **root, bool *big, char *err,
-			size_t errlen);
 
 #endif

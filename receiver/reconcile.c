@@ -1,23 +1,26 @@
 /*
  * reconcile.c - refetch announced orders and apply them (see reconcile.h).
  *
- * Two resources are shared by all work: the trade API client (upstream.c,
- * which enforces the concurrency cap and the rate limit) and this module's
+ * Two resources are shared by all work: the trade API (tradeapi.c, whose
+ * client enforces the concurrency cap and the rate limit) and this module's
  * own database connection (db.c; its own so that fetching never delays an
  * ingest commit).  The connection runs one query at a time, so every
  * database step is an `op` in a FIFO queue, run as soon as the connection
  * is idle.
  *
  * A job's life: claimed (receiver_claim_jobs sets a lease, so no other
- * receiver takes it) -> get/buyerView -> either receiver_finish_job (apply
+ * receiver takes it) -> the order's record from the trade API -> either
+ * receiver_finish_job (apply
  * the record, retire the job unless a message asked again meanwhile) or
  * receiver_job_failed (due again after a backoff with jitter, or dead).
  * If this process dies mid-way, the lease simply runs out and the job is
  * claimed again: nothing lives only in this process's memory.
  *
  * A sweep: claim the app's sweep (receiver_claim_sweep, so one receiver
- * sweeps each interval) -> getBuyerOrderList page by page ->
- * receiver_apply_list for each page -> record how it went in sweep_state.
+ * sweeps each interval) -> the app's orders from the trade API page by
+ * page -> receiver_apply_records for each page -> receiver_finish_sweep.
+ * This module knows neither the API's paths nor its bodies nor its
+ * answers: it gets records, or an error status, from tradeapi.c.
  *
  * All status logic (modifyTime guard, snapshots, order_changes, NOTIFY)
  * is in SQL, in receiver_apply_order: jobs, sweeps and the command line
@@ -29,13 +32,11 @@
 #include <string.h>
 #include <sys/queue.h>
 
-#include <jansson.h>
-
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
 #include "reconcile.h"
-#include "upstream.h"
+#include "tradeapi.h"
 #include "util.h"
 
 #define TICK_MS		 1000 /* look for due jobs at least this often */
@@ -45,23 +46,21 @@
 #define LEASE_MARGIN_MS	 10000
 #define COUNT_JOBS_S	 5 /* refresh the job counts for /metrics */
 #define QUERY_TIMEOUT_MS 30000
-#define PATH_BUYER_VIEW	 "/alibaba/trade/get/buyerView"
-#define PATH_ORDER_LIST	 "/alibaba/trade/getBuyerOrderList"
 
-#define SQL_CLAIM  "SELECT order_id, app, generation, attempts FROM receiver_claim_jobs($1, $2)"
-#define SQL_FINISH "SELECT outcome, old_status, new_status FROM receiver_finish_job($1, $2, $3, $4)"
+#define SQL_CLAIM "SELECT order_id, app, generation, attempts FROM receiver_claim_jobs($1, $2)"
+#define SQL_FINISH                                                                                 \
+	"SELECT outcome, old_status, new_status FROM receiver_finish_job($1, $2, $3, $4, $5)"
 #define SQL_FAILED "SELECT receiver_job_failed($1, $2, $3, $4, $5, $6)"
 #define SQL_APPLY_ONE                                                                              \
 	"SELECT outcome, old_status, new_status FROM "                                             \
-	"receiver_apply_order($1, $2, ($3::jsonb)->'data', 'command')"
+	"receiver_apply_order($1, $2, $3::jsonb, 'command')"
 #define SQL_JOB_COUNTS                                                                             \
 	"SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = "        \
 	"'dead') FROM reconcile_jobs"
 #define SQL_SWEEP_CLAIM "SELECT receiver_claim_sweep($1, $2)"
-#define SQL_SWEEP_PAGE	"SELECT applied, unchanged, stale, unusable FROM receiver_apply_list($1, $2)"
-#define SQL_SWEEP_END                                                                              \
-	"UPDATE sweep_state SET last_finished_at = now(), last_orders = $2, "                      \
-	"last_error = nullif($3, '') WHERE app = $1"
+#define SQL_SWEEP_PAGE                                                                             \
+	"SELECT applied, unchanged, stale, unusable FROM receiver_apply_records($1, $2, $3)"
+#define SQL_SWEEP_END "SELECT receiver_finish_sweep($1, $2, $3)"
 
 struct reconciler;
 
@@ -81,7 +80,8 @@ struct reconcile_stats {
 	int64_t jobs_dead;
 };
 
-typedef void (*op_fn)(struct reconciler *r, void *ctx, const PGresult *res, const char *error);
+typedef void (*op_fn)(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
+		      const char *error);
 
 /* One database step waiting for, or using, the connection. */
 struct op {
@@ -124,7 +124,7 @@ struct reconciler {
 	struct event_base *base;
 	const struct config *cfg;
 	struct db *db;
-	struct upstream *upstream;
+	struct tradeapi *api;
 	struct event *ev_tick;
 	bool background;
 	bool stopping; /* no new work; what is abandoned is no failure */
@@ -148,30 +148,34 @@ static void on_notify(void *arg, const char *channel, const char *payload);
 static void on_tick(evutil_socket_t fd, short what, void *arg);
 static void op_add(struct reconciler *r, const char *sql, op_fn fn, void *ctx, int nparams, ...);
 static void op_run(struct reconciler *r);
-static void op_done(void *arg, const PGresult *res, const char *error);
+static void op_done(void *arg, enum status st, const PGresult *res, const char *error);
 static void op_free(struct op *op);
 static void claim(struct reconciler *r);
-static void claimed(struct reconciler *r, void *ctx, const PGresult *res, const char *error);
+static void claimed(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
+		    const char *error);
 static void job_fetch(struct job *job);
-static void job_answer(void *arg, struct upstream_result *res);
+static void job_answer(void *arg, const struct tradeapi_result *res);
 static void job_failed(struct job *job, const char *why, bool permanent);
-static void job_finished(struct reconciler *r, void *ctx, const PGresult *res, const char *error);
-static void job_fail_recorded(struct reconciler *r, void *ctx, const PGresult *res,
+static void job_finished(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
+			 const char *error);
+static void job_fail_recorded(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
 			      const char *error);
 static void job_end(struct job *job, bool ok, const char *text);
-static int check_record(const struct job *job, json_t *answer, char *why, size_t whylen);
 static int backoff_ms(const struct reconcile_config *rc, int attempts);
 static long lease_for(const struct config *cfg, size_t ahead);
 static void count_jobs(struct reconciler *r);
-static void jobs_counted(struct reconciler *r, void *ctx, const PGresult *res, const char *error);
+static void jobs_counted(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
+			 const char *error);
 static void sweep_check(struct reconciler *r);
-static void sweep_claimed(struct reconciler *r, void *ctx, const PGresult *res, const char *error);
+static void sweep_claimed(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
+			  const char *error);
 static void sweep_page(struct sweep *sw);
-static void sweep_answer(void *arg, struct upstream_result *res);
-static void sweep_applied(struct reconciler *r, void *ctx, const PGresult *res, const char *error);
+static void sweep_answer(void *arg, const struct tradeapi_result *res);
+static void sweep_applied(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
+			  const char *error);
 static void sweep_end(struct sweep *sw, const char *error);
-static void sweep_recorded(struct reconciler *r, void *ctx, const PGresult *res, const char *error);
-static void api_time(time_t t, char *buf, size_t len);
+static void sweep_recorded(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
+			   const char *error);
 
 struct reconciler *
 reconciler_new(struct event_base *base, const struct config *cfg, int schema_version, char *err,
@@ -187,8 +191,8 @@ reconciler_new(struct event_base *base, const struct config *cfg, int schema_ver
 	r->base = base;
 	r->cfg = cfg;
 	TAILQ_INIT(&r->ops);
-	r->upstream = upstream_new(base, &cfg->upstream, err, errlen);
-	if (r->upstream == NULL) {
+	r->api = tradeapi_new(base, &cfg->upstream, err, errlen);
+	if (r->api == NULL) {
 		free(r);
 		return NULL;
 	}
@@ -283,7 +287,7 @@ reconciler_metrics(const struct reconciler *rc, struct evbuffer *out)
 	metrics_single(out, "receiver_order_status_changes_total", "counter",
 		       "Status changes recorded in order_changes by this process.",
 		       (double)r->changed);
-	upstream_metrics(rc->upstream, out);
+	tradeapi_metrics(rc->api, out);
 	metrics_single(out, "receiver_sweeps_total", "counter", "Sweeps started by this process.",
 		       (double)r->sweeps);
 	metrics_single(out, "receiver_sweep_running", "gauge", "1 while a sweep runs here.",
@@ -310,14 +314,14 @@ reconciler_free(struct reconciler *r)
 		return;
 	r->background = false;
 	r->stopping = true;
-	/* Abandoned calls report "shutting down"; their jobs' leases expire. */
-	upstream_free(r->upstream);
-	r->upstream = NULL;
+	/* Abandoned calls report STATUS_SHUTDOWN; their jobs' leases expire. */
+	tradeapi_free(r->api);
+	r->api = NULL;
 	db_free(r->db);
 	r->db = NULL;
 	while ((op = TAILQ_FIRST(&r->ops)) != NULL) {
 		TAILQ_REMOVE(&r->ops, op, link);
-		op->fn(r, op->ctx, NULL, "shutting down");
+		op->fn(r, op->ctx, STATUS_SHUTDOWN, NULL, "shutting down");
 		op_free(op);
 	}
 	if (r->ev_tick != NULL)
@@ -347,7 +351,7 @@ on_db_down(void *arg)
 
 	while ((op = TAILQ_FIRST(&r->ops)) != NULL) {
 		TAILQ_REMOVE(&r->ops, op, link);
-		op->fn(r, op->ctx, NULL, "database unavailable");
+		op->fn(r, op->ctx, STATUS_UNAVAILABLE, NULL, "database unavailable");
 		op_free(op);
 	}
 }
@@ -402,7 +406,7 @@ op_add(struct reconciler *r, const char *sql, op_fn fn, void *ctx, int nparams, 
 	if (!copied) {
 		if (op != NULL)
 			op_free(op);
-		fn(r, ctx, NULL, "out of memory");
+		fn(r, ctx, STATUS_NOMEM, NULL, "out of memory");
 		return;
 	}
 	TAILQ_INSERT_TAIL(&r->ops, op, link);
@@ -421,19 +425,19 @@ op_run(struct reconciler *r)
 	if (db_query(r->db, op->sql, op->nparams, (const char *const *)op->params, QUERY_TIMEOUT_MS,
 		     op_done, op) < 0) {
 		r->running_op = NULL;
-		op->fn(r, op->ctx, NULL, "database busy");
+		op->fn(r, op->ctx, STATUS_ERROR, NULL, "database busy");
 		op_free(op);
 	}
 }
 
 static void
-op_done(void *arg, const PGresult *res, const char *error)
+op_done(void *arg, enum status st, const PGresult *res, const char *error)
 {
 	struct op *op = arg;
 	struct reconciler *r = op->r;
 
 	r->running_op = NULL;
-	op->fn(r, op->ctx, res, error);
+	op->fn(r, op->ctx, st, res, error);
 	op_free(op);
 	if (r->db != NULL)
 		op_run(r);
@@ -462,7 +466,7 @@ claim(struct reconciler *r)
 	    r->jobs_running >= slots)
 		return;
 	slots -= r->jobs_running;
-	lease_ms = lease_for(cfg, upstream_pending(r->upstream) + slots);
+	lease_ms = lease_for(cfg, tradeapi_pending(r->api) + slots);
 	snprintf(limit, sizeof(limit), "%zu", slots);
 	snprintf(lease, sizeof(lease), "%ld", lease_ms);
 	r->claiming = true;
@@ -470,11 +474,11 @@ claim(struct reconciler *r)
 }
 
 static void
-claimed(struct reconciler *r, void *ctx, const PGresult *res, const char *error)
+claimed(struct reconciler *r, void *ctx, enum status st, const PGresult *res, const char *error)
 {
 	(void)ctx;
 	r->claiming = false;
-	if (res == NULL) {
+	if (st != STATUS_OK) {
 		log_event(LOG_WARN, "claim_failed", "cannot claim reconcile jobs: %s", error);
 		return;
 	}
@@ -510,70 +514,39 @@ claimed(struct reconciler *r, void *ctx, const PGresult *res, const char *error)
 static void
 job_fetch(struct job *job)
 {
-	json_t *params = json_pack("{s:s, s:s}", "webSite", "1688", "orderId", job->order_text);
-
-	if (upstream_post(job->r->upstream, job->app, PATH_BUYER_VIEW, params, job_answer, job) < 0)
+	if (tradeapi_get_order(job->r->api, job->app, job->order_id, job_answer, job) < 0)
 		job_failed(job, "out of memory", false);
 }
 
 static void
-job_answer(void *arg, struct upstream_result *res)
+job_answer(void *arg, const struct tradeapi_result *res)
 {
 	struct job *job = arg;
 	struct reconciler *r = job->r;
-	char why[256], gen[24];
+	char gen[24];
 
 	/* Abandoned at shutdown: not a failure; the lease brings the job back. */
-	if (r->stopping) {
+	if (res->status == STATUS_SHUTDOWN) {
 		job_end(job, false, "shutting down");
 		return;
 	}
-	if (!res->ok) {
-		job_failed(job, res->error, res->permanent);
-		return;
-	}
-	if (check_record(job, res->json, why, sizeof(why)) < 0) {
-		job_failed(job, why, false);
+	if (res->status != STATUS_OK) {
+		job_failed(job, res->error, res->status == STATUS_PERMANENT);
 		return;
 	}
 	if (job->generation < 0) {
 		op_add(r, SQL_APPLY_ONE, job_finished, job, 3, job->order_text, job->app->name,
-		       res->body);
+		       res->record);
 		return;
 	}
 	snprintf(gen, sizeof(gen), "%lld", job->generation);
-	op_add(r, SQL_FINISH, job_finished, job, 4, job->order_text, job->app->name, gen,
-	       res->body);
-}
-
-/* The answer must carry the record of the order asked for, nothing else. */
-static int
-check_record(const struct job *job, json_t *answer, char *why, size_t whylen)
-{
-	json_t *id =
-	    json_object_get(json_object_get(json_object_get(answer, "data"), "baseInfo"), "id");
-	long long got;
-
-	if (id == NULL) {
-		snprintf(why, whylen, "the trade API's answer has no data.baseInfo.id");
-		return -1;
-	}
-	if (json_is_integer(id))
-		got = json_integer_value(id);
-	else if (json_is_string(id))
-		got = strtoll(json_string_value(id), NULL, 10);
-	else
-		got = -1;
-	if (got != job->order_id) {
-		snprintf(why, whylen, "wrong order: asked for %s, the record is for %lld",
-			 job->order_text, got);
-		return -1;
-	}
-	return 0;
+	op_add(r, SQL_FINISH, job_finished, job, 5, job->order_text, job->app->name, gen,
+	       res->record, res->source);
 }
 
 static void
-job_finished(struct reconciler *r, void *ctx, const PGresult *res, const char *error)
+job_finished(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
+	     const char *error)
 {
 	struct job *job = ctx;
 	char text[256];
@@ -583,7 +556,7 @@ job_finished(struct reconciler *r, void *ctx, const PGresult *res, const char *e
 
 		snprintf(why, sizeof(why), "cannot apply the record: %s",
 			 error != NULL ? error : "no result");
-		if (error != NULL && strcmp(error, "shutting down") == 0)
+		if (st == STATUS_SHUTDOWN)
 			job_end(job, false, error);
 		else
 			job_failed(job, why, false);
@@ -631,15 +604,16 @@ job_failed(struct job *job, const char *why, bool permanent)
 }
 
 static void
-job_fail_recorded(struct reconciler *r, void *ctx, const PGresult *res, const char *error)
+job_fail_recorded(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
+		  const char *error)
 {
 	struct job *job = ctx;
 
-	if (res != NULL && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "dead") == 0) {
+	if (st == STATUS_OK && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "dead") == 0) {
 		r->stats.dead++;
 		log_event(LOG_ERROR, "job_dead", "order %s: gave up after %d attempts",
 			  job->order_text, job->attempts);
-	} else if (res == NULL) {
+	} else if (st != STATUS_OK) {
 		log_event(LOG_WARN, "job_failure_not_recorded", "order %s: %s (its lease expires)",
 			  job->order_text, error);
 	}
@@ -704,12 +678,13 @@ count_jobs(struct reconciler *r)
 }
 
 static void
-jobs_counted(struct reconciler *r, void *ctx, const PGresult *res, const char *error)
+jobs_counted(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
+	     const char *error)
 {
 	(void)ctx;
 	(void)error;
 	r->counting = false;
-	if (res == NULL || PQntuples(res) != 1)
+	if (st != STATUS_OK || PQntuples(res) != 1)
 		return;
 	r->stats.jobs_known = true;
 	r->stats.jobs_pending = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -737,13 +712,14 @@ sweep_check(struct reconciler *r)
 }
 
 static void
-sweep_claimed(struct reconciler *r, void *ctx, const PGresult *res, const char *error)
+sweep_claimed(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
+	      const char *error)
 {
 	const struct app_config *app = ctx;
 	struct sweep *sw;
 
 	(void)error;
-	if (res == NULL || PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0 ||
+	if (st != STATUS_OK || PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0 ||
 	    r->sweep != NULL)
 		return;
 	sw = calloc(1, sizeof(*sw));
@@ -765,44 +741,39 @@ sweep_claimed(struct reconciler *r, void *ctx, const PGresult *res, const char *
 static void
 sweep_page(struct sweep *sw)
 {
-	char start[32], end[32];
-	json_t *params;
-
 	sw->r->stats.sweeping = true;
 	sw->r->stats.sweep_page = sw->page;
-	api_time(sw->since, start, sizeof(start));
-	api_time(sw->until, end, sizeof(end));
-	params = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "createStartTime", start,
-			   "createEndTime", end, "orderStatus", "", "outOrderId", "", "productName",
-			   "", "page", sw->page, "pageSize", SWEEP_PAGE_SIZE);
-	if (upstream_post(sw->r->upstream, sw->app, PATH_ORDER_LIST, params, sweep_answer, sw) < 0)
+	if (tradeapi_list_orders(sw->r->api, sw->app, sw->since, sw->until, sw->page,
+				 SWEEP_PAGE_SIZE, sweep_answer, sw) < 0)
 		sweep_end(sw, "out of memory");
 }
 
 static void
-sweep_answer(void *arg, struct upstream_result *res)
+sweep_answer(void *arg, const struct tradeapi_result *res)
 {
 	struct sweep *sw = arg;
 
-	if (sw->r->stopping) {
+	if (res->status == STATUS_SHUTDOWN) {
 		sweep_end(sw, "shutting down");
 		return;
 	}
-	if (!res->ok) {
+	if (res->status != STATUS_OK) {
 		sweep_end(sw, res->error);
 		return;
 	}
 	sw->r->stats.sweep_pages++;
-	op_add(sw->r, SQL_SWEEP_PAGE, sweep_applied, sw, 2, sw->app->name, res->body);
+	op_add(sw->r, SQL_SWEEP_PAGE, sweep_applied, sw, 3, sw->app->name, res->record,
+	       res->source);
 }
 
 static void
-sweep_applied(struct reconciler *r, void *ctx, const PGresult *res, const char *error)
+sweep_applied(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
+	      const char *error)
 {
 	struct sweep *sw = ctx;
 	long n;
 
-	if (res == NULL || PQntuples(res) != 1) {
+	if (st != STATUS_OK || PQntuples(res) != 1) {
 		sweep_end(sw, error != NULL ? error : "no result");
 		return;
 	}
@@ -842,29 +813,20 @@ sweep_end(struct sweep *sw, const char *error)
 	}
 	snprintf(seen, sizeof(seen), "%ld", sw->seen);
 	if (r->stopping) {
-		sweep_recorded(r, sw, NULL, "shutting down");
+		sweep_recorded(r, sw, STATUS_SHUTDOWN, NULL, "shutting down");
 		return;
 	}
 	op_add(r, SQL_SWEEP_END, sweep_recorded, sw, 3, sw->app->name, seen, sw->error);
 }
 
 static void
-sweep_recorded(struct reconciler *r, void *ctx, const PGresult *res, const char *error)
+sweep_recorded(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
+	       const char *error)
 {
+	(void)st;
 	(void)res;
 	(void)error;
 	if (r->sweep == ctx)
 		r->sweep = NULL;
 	free(ctx);
-}
-
-/* "yyyyMMddHHmmssSSS+0800", in Shanghai time, as the list call wants. */
-static void
-api_time(time_t t, char *buf, size_t len)
-{
-	time_t local = t + SHANGHAI_OFFSET_S;
-	struct tm tm;
-
-	gmtime_r(&local, &tm);
-	strftime(buf, len, "%Y%m%d%H%M%S000+0800", &tm);
 }

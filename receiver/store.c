@@ -65,7 +65,7 @@ static void on_db_up(void *arg);
 static void on_db_down(void *arg);
 static void kick(struct store *s);
 static void send_batch(struct store *s);
-static void batch_done(void *arg, const PGresult *res, const char *error);
+static void batch_done(void *arg, enum status st, const PGresult *res, const char *error);
 static void fail_list(struct delivery_list *list, size_t *len);
 static void check_drained(struct store *s);
 static void put_delivery(struct evbuffer *out, const struct delivery *d);
@@ -251,12 +251,12 @@ send_batch(struct store *s)
 	evbuffer_add(s->json, "]", 2); /* with the terminating NUL */
 	param = (const char *)evbuffer_pullup(s->json, -1);
 	if (param == NULL) {
-		batch_done(s, NULL, "out of memory");
+		batch_done(s, STATUS_NOMEM, NULL, "out of memory");
 		return;
 	}
 	s->batch_sent_us = util_mono_us();
 	if (db_query(s->db, INGEST_SQL, 1, &param, s->cfg->commit_timeout_ms, batch_done, s) < 0)
-		batch_done(s, NULL, "database busy");
+		batch_done(s, STATUS_ERROR, NULL, "database busy");
 }
 
 /*
@@ -265,12 +265,12 @@ send_batch(struct store *s)
  * waits.
  */
 static void
-batch_done(void *arg, const PGresult *res, const char *error)
+batch_done(void *arg, enum status st, const PGresult *res, const char *error)
 {
 	struct store *s = arg;
 	struct delivery_list done = TAILQ_HEAD_INITIALIZER(done);
 	size_t n = s->batch_len;
-	int committed = error == NULL;
+	int committed = st == STATUS_OK;
 	struct delivery *d;
 
 	(void)res;

@@ -24,6 +24,20 @@
 /* Shanghai is UTC+8 all year: the platform's naive times are in it. */
 #define SHANGHAI_OFFSET_S (8 * 3600)
 
+/*
+ * What an operation came to, passed beside any text: control flow tests
+ * these values, never the text, which is for people.
+ */
+enum status {
+	STATUS_OK = 0,
+	STATUS_ERROR,	    /* failed; trying again later may succeed */
+	STATUS_TIMEOUT,	    /* no answer in time */
+	STATUS_UNAVAILABLE, /* the database or the peer is away */
+	STATUS_PERMANENT,   /* retrying cannot fix it (bad credentials) */
+	STATUS_NOMEM,	    /* out of memory */
+	STATUS_SHUTDOWN,    /* abandoned because the process is stopping: no failure */
+};
+
 /* Microseconds on CLOCK_MONOTONIC: for intervals, deadlines and rates. */
 int64_t util_mono_us(void);
 

@@ -536,6 +536,7 @@ class Receiver:
             env.pop("DATABASE_URL", None)
             env.update(self.env)
             self._stderr = open(self.stderr_path, "ab")
+            self._log_start = len(self.log_text())  # this run's lines come after
             self.proc = _register(subprocess.Popen(
                 list(self.wrapper) + [receiver_bin(), "serve", "-c", self.config],
                 stdin=subprocess.DEVNULL,
@@ -547,7 +548,7 @@ class Receiver:
                     break
                 try:
                     status, _, _ = self.get("/readyz" if ready else "/healthz", timeout=1)
-                    if status == 200:
+                    if status == 200 and (not ready or self._all_workers_ready()):
                         return self
                 except OSError:
                     pass
@@ -562,6 +563,14 @@ class Receiver:
             if "listen_failed" not in self.log_text():
                 break
         raise AssertionError(last_err)
+
+    def _all_workers_ready(self):
+        """With [server] workers > 1, /readyz answers for whichever worker
+        took the connection: every worker's ingest connection must be up."""
+        workers = self.extra.get("server", {}).get("workers", 1)
+        if workers <= 1:
+            return True
+        return self.log_text()[self._log_start:].count('"msg":"ingest: connected') >= workers
 
     def _reap(self):
         self.returncode = self.proc.wait()

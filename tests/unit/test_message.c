@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "json.h"
 #include "message.h"
 
 #define ORDER_BIG INT64_C(2908059205527363456)
@@ -387,7 +388,7 @@ test_raw_nul_after_token(void)
 		CHECK_STR(err, "invalid JSON: NUL byte");
 		CHECK(ev.type == NULL);
 		trade_event_free(&ev); /* only has work to do when the check failed */
-		CHECK_INT(message_load_object(text, len, &root, &big, err, sizeof(err)), -1);
+		CHECK_INT(json_load_object(text, len, &root, &big, err, sizeof(err)), -1);
 		CHECK_STR(err, "invalid JSON: NUL byte");
 		CHECK(root == NULL);
 		json_decref(root);
