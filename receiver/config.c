@@ -1,14 +1,30 @@
 /*
  * config.c - receiver.toml -> struct config (see config.h).
  *
- * How it works: the file is read whole and parsed by toml.c into a flat
- * list of tables.  Each table name maps to a schema (a list of fields, each
- * with its type, place in the struct, range and check); the loader walks
- * the keys of every table in file order, refuses any key the schema does
- * not list, type-checks and range-checks each value and writes it into the
- * struct, which was filled with defaults first.  Checks that involve more
- * than one key (backoff bounds, unique app names and paths, the database
- * URL) run after the table or the file.
+ * This file is the one place that knows the configuration schema, and it
+ * knows each key once: as a row of a field table (server_fields[],
+ * database_fields[], ...).  A row holds everything about its key: name,
+ * type, offset in its struct, range, default, check, whether it is
+ * required, the environment variable that overrides it and whether SIGHUP
+ * may change it.  Each TOML table is a row of sections[]: its name, its
+ * field table, where its struct lives in struct config and whether it is
+ * an array of tables ([[app]]).
+ *
+ * Everything else walks those rows, so that nothing can disagree with
+ * them: the defaults are written from them before the file is read (and
+ * into each new [[app]]); the loader looks every key of every table up in
+ * them, refusing any key no row lists, and hands the value to its type's
+ * setter (field_types[]), which type-checks, range-checks and stores it;
+ * config_free() frees what the string rows point to; config_adopt_secrets()
+ * swaps exactly the rows marked reloadable.  Checks that involve more than
+ * one key (tls_cert with tls_key, the backoff bounds, unique app names and
+ * paths) hang off their section's row and find lines by key name, so rows
+ * may be inserted or reordered freely.
+ *
+ * Adding a key is therefore one row here plus its member in config.h;
+ * nothing else in this file changes.  (README.md's table and receiver.toml
+ * document it: tests/integration/test_docs.py reads these rows and fails
+ * until they do.)
  *
  * Secrets: string values may say "env:NAME" or "file:PATH" instead of
  * holding the value.  Error messages therefore never print a string value
@@ -32,36 +48,76 @@
 /* Neither the config file nor a secret file has any business being bigger. */
 #define MAX_FILE_BYTES (1024 * 1024)
 
-enum field_kind {
-	FIELD_STRING,
-	FIELD_INT,     /* stored as int */
-	FIELD_SIZE,    /* stored as size_t */
-	FIELD_BOOL,    /* stored as bool */
-	FIELD_STRINGS, /* char ** plus a size_t count at count_offset */
-	FIELD_SIGNATURE_MODE,
+/* "app[12].previous_secrets" and the like. */
+#define KEY_MAX 160
+
+enum field_type {
+	FIELD_STRING,	      /* char *; the default is strdup'd, NULL stays NULL */
+	FIELD_INT,	      /* int */
+	FIELD_SIZE,	      /* size_t */
+	FIELD_BOOL,	      /* bool */
+	FIELD_STRINGS,	      /* char ** plus a size_t count at count_offset; empty by default */
+	FIELD_SIGNATURE_MODE, /* enum signature_mode, named in the file */
+	FIELD_TYPES,	      /* how many: field_types[] has a row for each */
+};
+
+enum field_flag {
+	/* The table must set it (or, with env_override, the environment must). */
+	FIELD_REQUIRED = 1 << 0,
+	/* SIGHUP takes it from the new file: see config_adopt_secrets(). */
+	FIELD_RELOADABLE = 1 << 1,
 };
 
 struct field {
 	const char *key;
-	enum field_kind kind;
-	size_t offset;
-	size_t count_offset;
-	long long min, max;
+	enum field_type type;
+	size_t offset;		    /* of the member in its section's struct */
+	size_t count_offset;	    /* FIELD_STRINGS: of its size_t count */
+	long long min, max;	    /* FIELD_INT, FIELD_SIZE */
+	const char *default_string; /* FIELD_STRING */
+	long long default_number;   /* FIELD_INT, FIELD_SIZE, FIELD_BOOL, FIELD_SIGNATURE_MODE */
 	/* For strings: NULL when the value is acceptable, else what is wrong. */
 	const char *(*check)(const char *value);
-	bool required;
-	/* When this variable is set and non-empty, it replaces the value. */
+	/* FIELD_STRING: when this variable is set and non-empty, it replaces the value. */
 	const char *env_override;
+	unsigned flags; /* enum field_flag */
 };
-
-/* No table has more fields than this: the size of apply_table's lines[]. */
-#define MAX_FIELDS 16
 
 struct loader {
 	const char *file;
 	char *dir; /* where relative file: paths start */
 	char *err;
 	size_t errlen;
+	struct config *cfg; /* being loaded */
+};
+
+/* What one value type does; field_types[] has one for each. */
+struct field_type_ops {
+	/* From the file: type-check, range-check, store.  0, or -1 with the error written. */
+	int (*set)(struct loader *ld, const struct field *f, const struct toml_keyval *kv,
+		   const char *key, void *base);
+	/* Store the row's default; -1 when out of memory.  NULL: zero is the default. */
+	int (*init)(const struct field *f, void *base);
+	/* Wipe and free what the member owns.  NULL: it owns nothing. */
+	void (*free)(const struct field *f, void *base);
+	size_t size;  /* of the member: SIGHUP swaps it byte for byte */
+	bool counted; /* a size_t at count_offset goes with the member */
+};
+
+/* One TOML table. */
+struct section {
+	const char *name;
+	const struct field *fields;
+	size_t n_fields;
+	/* Of its struct in struct config; for an array, of the pointer to its elements. */
+	size_t offset;
+	bool is_array;
+	size_t count_offset; /* array: of its size_t element count in struct config */
+	size_t size;	     /* array: of one element */
+	bool required;	     /* array: a file without one element is refused */
+	/* Checks across keys, once the table is read: 0, or -1 with the error written. */
+	int (*check)(struct loader *ld, const struct toml_table *t, const char *prefix,
+		     const void *base);
 };
 
 static int errorf(struct loader *ld, int line, const char *key, const char *fmt, ...)
@@ -69,7 +125,6 @@ static int errorf(struct loader *ld, int line, const char *key, const char *fmt,
 static int read_file(const char *path, char **out, size_t *outlen);
 static char *dir_of(const char *file);
 static void wipe_free(char *s);
-static void swap_str(char **a, char **b);
 static bool valid_env_name(const char *name);
 static int resolve(struct loader *ld, int line, const char *key, const struct toml_string *in,
 		   char **out);
@@ -80,104 +135,183 @@ static const char *check_app_name(const char *s);
 static const char *check_app_path(const char *s);
 static const char *check_base_url(const char *s);
 static const char *check_log_level(const char *s);
-static int set_defaults(struct config *cfg);
-static int set_value(struct loader *ld, const struct field *f, const struct toml_keyval *kv,
-		     const char *key, void *base);
-static int apply_table(struct loader *ld, const struct toml_table *t, const char *prefix,
-		       const struct field *fields, size_t n_fields, void *base, int *lines);
-static int load_app(struct loader *ld, struct config *cfg, const struct toml_table *t);
-static int load_doc(struct loader *ld, struct config *cfg, const struct toml_doc *doc);
+static int check_tls_pair(struct loader *ld, const struct toml_table *t, const char *prefix,
+			  const void *base);
+static int check_backoff(struct loader *ld, const struct toml_table *t, const char *prefix,
+			 const void *base);
+static int check_unique_app(struct loader *ld, const struct toml_table *t, const char *prefix,
+			    const void *base);
+static void *member(const struct field *f, void *base);
+static size_t *count_of(const struct field *f, void *base);
+static const char *env_override(const struct field *f);
+static const char *join_key(char buf[KEY_MAX], const char *prefix, const char *key);
+static int line_of(const struct toml_table *t, const char *key);
+static int table_line(const struct toml_doc *doc, const char *name);
+static int int_in_range(struct loader *ld, const struct field *f, const struct toml_keyval *kv,
+			const char *key, long long *out);
+static int set_string(struct loader *ld, const struct field *f, const struct toml_keyval *kv,
+		      const char *key, void *base);
+static int set_int(struct loader *ld, const struct field *f, const struct toml_keyval *kv,
+		   const char *key, void *base);
+static int set_size(struct loader *ld, const struct field *f, const struct toml_keyval *kv,
+		    const char *key, void *base);
+static int set_bool(struct loader *ld, const struct field *f, const struct toml_keyval *kv,
+		    const char *key, void *base);
+static int set_strings(struct loader *ld, const struct field *f, const struct toml_keyval *kv,
+		       const char *key, void *base);
+static int set_signature_mode(struct loader *ld, const struct field *f,
+			      const struct toml_keyval *kv, const char *key, void *base);
+static int init_string(const struct field *f, void *base);
+static int init_int(const struct field *f, void *base);
+static int init_size(const struct field *f, void *base);
+static int init_bool(const struct field *f, void *base);
+static int init_signature_mode(const struct field *f, void *base);
+static void free_string(const struct field *f, void *base);
+static void free_strings(const struct field *f, void *base);
+static int init_fields(const struct section *s, void *base);
+static void free_fields(const struct section *s, void *base);
+static void swap_bytes(void *a, void *b, size_t n);
+static void swap_reloadable(const struct field *fields, size_t n_fields, void *cur, void *fresh);
+static void *elements(const struct section *s, struct config *cfg);
+static size_t *element_count(const struct section *s, struct config *cfg);
+static void *add_element(struct loader *ld, const struct section *s, const struct toml_table *t);
+static const struct section *section_named(const char *name);
+static const struct field *field_named(const struct section *s, const char *key);
+static int apply_table(struct loader *ld, const struct section *s, const struct toml_table *t,
+		       const char *prefix, void *base);
+static int load_table(struct loader *ld, const struct section *s, const struct toml_table *t);
+static int apply_env_override(struct loader *ld, const struct toml_doc *doc,
+			      const struct section *s, const struct field *f);
+static int apply_env_overrides(struct loader *ld, const struct toml_doc *doc,
+			       const struct section *s);
+static int load_doc(struct loader *ld, const struct toml_doc *doc);
+static int init_defaults(struct config *cfg);
 
-#define STRING(k, type, member, chk, req)                                                          \
-	{                                                                                          \
-		.key = k, .kind = FIELD_STRING, .offset = offsetof(type, member), .check = chk,    \
-		.required = req                                                                    \
-	}
-#define INT(k, type, member, lo, hi)                                                               \
-	{                                                                                          \
-		.key = k, .kind = FIELD_INT, .offset = offsetof(type, member), .min = lo,          \
-		.max = hi                                                                          \
-	}
-#define SIZE(k, type, member, lo, hi)                                                              \
-	{                                                                                          \
-		.key = k, .kind = FIELD_SIZE, .offset = offsetof(type, member), .min = lo,         \
-		.max = hi                                                                          \
-	}
+/*
+ * The row macros name a key's type and give what every row of that type
+ * needs; a row adds .flags and .env_override after them when it has any.
+ * S is the section's struct (server_config), M its member.
+ */
+#define STRING(k, s, m, def, chk)                                                                  \
+	.key = k, .type = FIELD_STRING, .offset = offsetof(struct s, m), .default_string = def,    \
+	.check = chk
+#define INT(k, s, m, lo, hi, def)                                                                  \
+	.key = k, .type = FIELD_INT, .offset = offsetof(struct s, m), .min = lo, .max = hi,        \
+	.default_number = def
+#define SIZE(k, s, m, lo, hi, def)                                                                 \
+	.key = k, .type = FIELD_SIZE, .offset = offsetof(struct s, m), .min = lo, .max = hi,       \
+	.default_number = def
+#define BOOL(k, s, m, def)                                                                         \
+	.key = k, .type = FIELD_BOOL, .offset = offsetof(struct s, m), .default_number = def
+#define STRINGS(k, s, m, count, chk)                                                               \
+	.key = k, .type = FIELD_STRINGS, .offset = offsetof(struct s, m),                          \
+	.count_offset = offsetof(struct s, count), .check = chk
+#define SIGNATURE_MODE(k, s, m, def)                                                               \
+	.key = k, .type = FIELD_SIGNATURE_MODE, .offset = offsetof(struct s, m),                   \
+	.default_number = def
 
 static const struct field server_fields[] = {
-    STRING("listen", struct server_config, listen, check_listen, false),
-    SIZE("max_body_bytes", struct server_config, max_body_bytes, 1024, 67108864),
-    SIZE("max_pending", struct server_config, max_pending, 1, 1000000),
-    INT("request_timeout_s", struct server_config, request_timeout_s, 1, 3600),
-    INT("workers", struct server_config, workers, 1, 64),
-    STRING("admin_listen", struct server_config, admin_listen, check_listen_or_empty, false),
-    STRING("tls_cert", struct server_config, tls_cert, NULL, false),
-    STRING("tls_key", struct server_config, tls_key, NULL, false),
-    INT("max_rejections_per_s", struct server_config, max_rejections_per_s, 0, 1000000),
-    INT("max_connections", struct server_config, max_connections, 1, 1000000),
+    {STRING("listen", server_config, listen, "127.0.0.1:8080", check_listen)},
+    {SIZE("max_body_bytes", server_config, max_body_bytes, 1024, 67108864, 262144)},
+    {SIZE("max_pending", server_config, max_pending, 1, 1000000, 4096)},
+    {INT("request_timeout_s", server_config, request_timeout_s, 1, 3600, 10)},
+    {INT("workers", server_config, workers, 1, 64, 1)},
+    {STRING("admin_listen", server_config, admin_listen, "", check_listen_or_empty)},
+    {STRING("tls_cert", server_config, tls_cert, "", NULL)},
+    {STRING("tls_key", server_config, tls_key, "", NULL)},
+    {INT("max_rejections_per_s", server_config, max_rejections_per_s, 0, 1000000, 100)},
+    {INT("max_connections", server_config, max_connections, 1, 1000000, 1024)},
 };
 
 static const struct field database_fields[] = {
-    {.key = "url",
-     .kind = FIELD_STRING,
-     .offset = offsetof(struct database_config, url),
-     .check = check_nonempty,
+    {STRING("url", database_config, url, NULL, check_nonempty), .flags = FIELD_REQUIRED,
      .env_override = "DATABASE_URL"},
-    INT("max_batch", struct database_config, max_batch, 1, 10000),
-    INT("commit_timeout_ms", struct database_config, commit_timeout_ms, 100, 600000),
-    INT("connect_timeout_ms", struct database_config, connect_timeout_ms, 100, 600000),
+    {INT("max_batch", database_config, max_batch, 1, 10000, 256)},
+    {INT("commit_timeout_ms", database_config, commit_timeout_ms, 100, 600000, 5000)},
+    {INT("connect_timeout_ms", database_config, connect_timeout_ms, 100, 600000, 5000)},
 };
 
-/* Indexes into app_fields, for the checks across apps. */
-enum { APP_NAME, APP_PATH };
-
+/* Secrets rotate without a restart; name and path identify the app and stay. */
 static const struct field app_fields[] = {
-    [APP_NAME] = STRING("name", struct app_config, name, check_app_name, true),
-    [APP_PATH] = STRING("path", struct app_config, path, check_app_path, true),
-    STRING("app_key", struct app_config, app_key, check_nonempty, true),
-    STRING("app_secret", struct app_config, app_secret, check_nonempty, true),
-    {.key = "previous_secrets",
-     .kind = FIELD_STRINGS,
-     .offset = offsetof(struct app_config, previous_secrets),
-     .count_offset = offsetof(struct app_config, n_previous_secrets),
-     .check = check_nonempty},
-    {.key = "signature_mode",
-     .kind = FIELD_SIGNATURE_MODE,
-     .offset = offsetof(struct app_config, signature_mode)},
+    {STRING("name", app_config, name, NULL, check_app_name), .flags = FIELD_REQUIRED},
+    {STRING("path", app_config, path, NULL, check_app_path), .flags = FIELD_REQUIRED},
+    {STRING("app_key", app_config, app_key, NULL, check_nonempty),
+     .flags = FIELD_REQUIRED | FIELD_RELOADABLE},
+    {STRING("app_secret", app_config, app_secret, NULL, check_nonempty),
+     .flags = FIELD_REQUIRED | FIELD_RELOADABLE},
+    {STRINGS("previous_secrets", app_config, previous_secrets, n_previous_secrets, check_nonempty),
+     .flags = FIELD_RELOADABLE},
+    {SIGNATURE_MODE("signature_mode", app_config, signature_mode, SIGNATURE_SORTED_FIELDS),
+     .flags = FIELD_RELOADABLE},
 };
 
 static const struct field upstream_fields[] = {
-    STRING("base_url", struct upstream_config, base_url, check_base_url, false),
-    INT("timeout_ms", struct upstream_config, timeout_ms, 1, 600000),
-    INT("max_concurrency", struct upstream_config, max_concurrency, 1, 1024),
-    INT("max_rps", struct upstream_config, max_rps, 1, 100000),
-    STRING("ca_file", struct upstream_config, ca_file, NULL, false),
+    {STRING("base_url", upstream_config, base_url, "https://openapi.dajisaas.com", check_base_url)},
+    {INT("timeout_ms", upstream_config, timeout_ms, 1, 600000, 5000)},
+    {INT("max_concurrency", upstream_config, max_concurrency, 1, 1024, 8)},
+    {INT("max_rps", upstream_config, max_rps, 1, 100000, 20)},
+    {STRING("ca_file", upstream_config, ca_file, "", NULL)},
 };
-
-/* Indexes into reconcile_fields, for the backoff check. */
-enum { RECONCILE_BACKOFF_MIN = 2, RECONCILE_BACKOFF_MAX = 3 };
 
 static const struct field reconcile_fields[] = {
-    {.key = "enabled", .kind = FIELD_BOOL, .offset = offsetof(struct reconcile_config, enabled)},
-    INT("max_attempts", struct reconcile_config, max_attempts, 1, 1000),
-    [RECONCILE_BACKOFF_MIN] =
-	INT("backoff_min_ms", struct reconcile_config, backoff_min_ms, 1, INT_MAX),
-    [RECONCILE_BACKOFF_MAX] =
-	INT("backoff_max_ms", struct reconcile_config, backoff_max_ms, 1, INT_MAX),
-    INT("sweep_interval_s", struct reconcile_config, sweep_interval_s, 0, 604800),
-    INT("sweep_window_s", struct reconcile_config, sweep_window_s, 60, 31536000),
+    {BOOL("enabled", reconcile_config, enabled, true)},
+    {INT("max_attempts", reconcile_config, max_attempts, 1, 1000, 8)},
+    {INT("backoff_min_ms", reconcile_config, backoff_min_ms, 1, INT_MAX, 1000)},
+    {INT("backoff_max_ms", reconcile_config, backoff_max_ms, 1, INT_MAX, 600000)},
+    {INT("sweep_interval_s", reconcile_config, sweep_interval_s, 0, 604800, 3600)},
+    {INT("sweep_window_s", reconcile_config, sweep_window_s, 60, 31536000, 259200)},
 };
 
+/* Reloadable: turning debug logging on must not need a restart. */
 static const struct field log_fields[] = {
-    STRING("level", struct log_config, level, check_log_level, false),
+    {STRING("level", log_config, level, "info", check_log_level), .flags = FIELD_RELOADABLE},
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-_Static_assert(N(server_fields) <= MAX_FIELDS && N(database_fields) <= MAX_FIELDS &&
-		   N(app_fields) <= MAX_FIELDS && N(upstream_fields) <= MAX_FIELDS &&
-		   N(reconcile_fields) <= MAX_FIELDS && N(log_fields) <= MAX_FIELDS,
-	       "raise MAX_FIELDS");
+/* M is the section's member of struct config; ROWS its field table. */
+#define TABLE(m, rows) .fields = rows, .n_fields = N(rows), .offset = offsetof(struct config, m)
+/* M points to the elements, COUNT counts them. */
+#define ARRAY(m, count, rows)                                                                      \
+	TABLE(m, rows), .is_array = true, .count_offset = offsetof(struct config, count),          \
+			.size = sizeof(((struct config *)NULL)->m[0])
+
+static const struct section sections[] = {
+    {.name = "server", TABLE(server, server_fields), .check = check_tls_pair},
+    {.name = "database", TABLE(database, database_fields)},
+    {.name = "app", ARRAY(apps, n_apps, app_fields), .required = true, .check = check_unique_app},
+    {.name = "upstream", TABLE(upstream, upstream_fields)},
+    {.name = "reconcile", TABLE(reconcile, reconcile_fields), .check = check_backoff},
+    {.name = "log", TABLE(log, log_fields)},
+};
+
+static const struct field_type_ops field_types[] = {
+    [FIELD_STRING] = {.set = set_string,
+		      .init = init_string,
+		      .free = free_string,
+		      .size = sizeof(char *)},
+    [FIELD_INT] = {.set = set_int, .init = init_int, .size = sizeof(int)},
+    [FIELD_SIZE] = {.set = set_size, .init = init_size, .size = sizeof(size_t)},
+    [FIELD_BOOL] = {.set = set_bool, .init = init_bool, .size = sizeof(bool)},
+    [FIELD_STRINGS] = {.set = set_strings,
+		       .free = free_strings,
+		       .size = sizeof(char **),
+		       .counted = true},
+    [FIELD_SIGNATURE_MODE] = {.set = set_signature_mode,
+			      .init = init_signature_mode,
+			      .size = sizeof(enum signature_mode)},
+};
+
+_Static_assert(N(field_types) == FIELD_TYPES, "a setter for every field type");
+
+/* The names signature_mode accepts. */
+static const struct {
+	const char *name;
+	enum signature_mode mode;
+} signature_modes[] = {
+    {"sorted_fields", SIGNATURE_SORTED_FIELDS},
+    {"message", SIGNATURE_MESSAGE_ONLY},
+};
 
 static int
 errorf(struct loader *ld, int line, const char *key, const char *fmt, ...)
@@ -481,254 +615,557 @@ check_log_level(const char *s)
 	return "must be one of debug, info, warn, error";
 }
 
+/* HTTPS needs both; one alone is a mistake, not a request for plain HTTP. */
 static int
-set_defaults(struct config *cfg)
+check_tls_pair(struct loader *ld, const struct toml_table *t, const char *prefix, const void *base)
 {
-	cfg->server.listen = strdup("127.0.0.1:8080");
-	cfg->server.max_body_bytes = 262144;
-	cfg->server.max_pending = 4096;
-	cfg->server.request_timeout_s = 10;
-	cfg->server.workers = 1;
-	cfg->server.admin_listen = strdup("");
-	cfg->server.tls_cert = strdup("");
-	cfg->server.tls_key = strdup("");
-	cfg->server.max_rejections_per_s = 100;
-	cfg->server.max_connections = 1024;
+	const struct server_config *server = base;
+	char key[KEY_MAX];
 
-	cfg->database.max_batch = 256;
-	cfg->database.commit_timeout_ms = 5000;
-	cfg->database.connect_timeout_ms = 5000;
-
-	cfg->upstream.base_url = strdup("https://openapi.dajisaas.com");
-	cfg->upstream.timeout_ms = 5000;
-	cfg->upstream.max_concurrency = 8;
-	cfg->upstream.max_rps = 20;
-	cfg->upstream.ca_file = strdup("");
-
-	cfg->reconcile.enabled = true;
-	cfg->reconcile.max_attempts = 8;
-	cfg->reconcile.backoff_min_ms = 1000;
-	cfg->reconcile.backoff_max_ms = 600000;
-	cfg->reconcile.sweep_interval_s = 3600;
-	cfg->reconcile.sweep_window_s = 259200;
-
-	cfg->log.level = strdup("info");
-
-	if (cfg->server.listen == NULL || cfg->upstream.base_url == NULL ||
-	    cfg->upstream.ca_file == NULL || cfg->log.level == NULL ||
-	    cfg->server.admin_listen == NULL || cfg->server.tls_cert == NULL ||
-	    cfg->server.tls_key == NULL) {
-		return -1;
+	if ((server->tls_cert[0] == '\0') == (server->tls_key[0] == '\0')) {
+		return 0;
 	}
-	return 0;
+	return errorf(ld, t->line,
+		      join_key(key, prefix, server->tls_cert[0] == '\0' ? "tls_cert" : "tls_key"),
+		      "tls_cert and tls_key go together: set both, or neither");
 }
 
+/* Blames the bound the file set: the maximum when it is there, else the minimum. */
 static int
-set_value(struct loader *ld, const struct field *f, const struct toml_keyval *kv, const char *key,
-	  void *base)
+check_backoff(struct loader *ld, const struct toml_table *t, const char *prefix, const void *base)
 {
-	const struct toml_value *v = &kv->value;
-	char *slot = (char *)base + f->offset;
+	const struct reconcile_config *rc = base;
+	int max_line = line_of(t, "backoff_max_ms");
+	char key[KEY_MAX];
 
-	switch (f->kind) {
-	case FIELD_STRING: {
-		char *s;
-		const char *why;
-		const char *env;
-
-		if (v->type != TOML_STRING) {
-			return errorf(ld, kv->line, key, "expected a string");
-		}
-		/* Overridden: the file's value is not used, so not resolved either. */
-		if (f->env_override != NULL && (env = getenv(f->env_override)) != NULL &&
-		    *env != '\0') {
-			return 0;
-		}
-		if (resolve(ld, kv->line, key, &v->str, &s) < 0) {
-			return -1;
-		}
-		why = f->check != NULL ? f->check(s) : NULL;
-		if (why != NULL) {
-			wipe_free(s);
-			return errorf(ld, kv->line, key, "%s", why);
-		}
-		wipe_free(*(char **)(void *)slot);
-		*(char **)(void *)slot = s;
+	if (rc->backoff_max_ms >= rc->backoff_min_ms) {
 		return 0;
 	}
-	case FIELD_INT:
-	case FIELD_SIZE:
-		if (v->type != TOML_INT) {
-			return errorf(ld, kv->line, key, "expected an integer");
-		}
-		if (v->i < f->min || v->i > f->max) {
-			if (f->max == INT_MAX) {
-				return errorf(ld, kv->line, key, "must be at least %lld", f->min);
-			}
-			return errorf(ld, kv->line, key, "must be between %lld and %lld", f->min,
-				      f->max);
-		}
-		if (f->kind == FIELD_INT) {
-			*(int *)(void *)slot = (int)v->i;
-		} else {
-			*(size_t *)(void *)slot = (size_t)v->i;
-		}
-		return 0;
-	case FIELD_BOOL:
-		if (v->type != TOML_BOOL) {
-			return errorf(ld, kv->line, key, "expected a boolean (true or false)");
-		}
-		*(bool *)(void *)slot = v->b;
-		return 0;
-	case FIELD_STRINGS: {
-		char ***list = (char ***)(void *)slot;
-		size_t *count = (size_t *)(void *)((char *)base + f->count_offset);
-		char **items = NULL;
-
-		if (v->type != TOML_STRING_ARRAY) {
-			return errorf(ld, kv->line, key, "expected an array of strings");
-		}
-		if (v->n_items > 0) {
-			items = calloc(v->n_items, sizeof(*items));
-			if (items == NULL) {
-				return errorf(ld, kv->line, key, "out of memory");
-			}
-		}
-		for (size_t i = 0; i < v->n_items; i++) {
-			char item_key[192]; /* key plus "[N]" */
-			const char *why = NULL;
-			bool ok;
-
-			snprintf(item_key, sizeof(item_key), "%s[%zu]", key, i + 1);
-			ok = resolve(ld, kv->line, item_key, &v->items[i], &items[i]) == 0;
-			if (ok && f->check != NULL && (why = f->check(items[i])) != NULL) {
-				errorf(ld, kv->line, item_key, "%s", why);
-				ok = false;
-			}
-			if (!ok) {
-				for (size_t k = 0; k <= i; k++) {
-					wipe_free(items[k]);
-				}
-				free(items);
-				return -1;
-			}
-		}
-		for (size_t i = 0; i < *count; i++) {
-			wipe_free((*list)[i]);
-		}
-		free(*list);
-		*list = items;
-		*count = v->n_items;
-		return 0;
+	if (max_line != 0) {
+		return errorf(ld, max_line, join_key(key, prefix, "backoff_max_ms"),
+			      "must not be less than backoff_min_ms (%d)", rc->backoff_min_ms);
 	}
-	case FIELD_SIGNATURE_MODE: {
-		char *s;
-		int rc = 0;
-
-		if (v->type != TOML_STRING) {
-			return errorf(ld, kv->line, key, "expected a string");
-		}
-		if (resolve(ld, kv->line, key, &v->str, &s) < 0) {
-			return -1;
-		}
-		if (strcmp(s, "sorted_fields") == 0) {
-			*(enum signature_mode *)(void *)slot = SIGNATURE_SORTED_FIELDS;
-		} else if (strcmp(s, "message") == 0) {
-			*(enum signature_mode *)(void *)slot = SIGNATURE_MESSAGE_ONLY;
-		} else {
-			rc = errorf(ld, kv->line, key, "must be \"sorted_fields\" or \"message\"");
-		}
-		wipe_free(s);
-		return rc;
-	}
-	}
-	return errorf(ld, kv->line, key, "internal error: unknown field kind");
+	return errorf(ld, line_of(t, "backoff_min_ms"), join_key(key, prefix, "backoff_min_ms"),
+		      "must not be more than backoff_max_ms (%d)", rc->backoff_max_ms);
 }
 
 /*
- * Reads table T into BASE following FIELDS.  lines[i] becomes the line of
- * fields[i] in the file, or 0 when the default stands.
+ * Names appear in logs and metrics; paths route requests: both must be
+ * unique.  BASE is the app just read, the last of ld->cfg->apps.
  */
 static int
-apply_table(struct loader *ld, const struct toml_table *t, const char *prefix,
-	    const struct field *fields, size_t n_fields, void *base, int *lines)
+check_unique_app(struct loader *ld, const struct toml_table *t, const char *prefix,
+		 const void *base)
 {
-	char key[160];
+	const struct app_config *app = base;
+	const struct config *cfg = ld->cfg;
+	char key[KEY_MAX];
 
-	for (size_t i = 0; i < n_fields; i++) {
-		lines[i] = 0;
-	}
-	for (size_t k = 0; k < t->n_keys; k++) {
-		const struct toml_keyval *kv = &t->keys[k];
-		size_t i;
-
-		snprintf(key, sizeof(key), "%s.%s", prefix, kv->key);
-		for (i = 0; i < n_fields; i++) {
-			if (strcmp(fields[i].key, kv->key) == 0) {
-				break;
-			}
-		}
-		if (i == n_fields) {
-			return errorf(ld, kv->line, key, "unknown key");
-		}
-		if (set_value(ld, &fields[i], kv, key, base) < 0) {
-			return -1;
-		}
-		lines[i] = kv->line;
-	}
-	for (size_t i = 0; i < n_fields; i++) {
-		if (fields[i].required && lines[i] == 0) {
-			snprintf(key, sizeof(key), "%s.%s", prefix, fields[i].key);
-			return errorf(ld, t->line, key, "missing (required)");
-		}
-	}
-	return 0;
-}
-
-static int
-load_app(struct loader *ld, struct config *cfg, const struct toml_table *t)
-{
-	struct app_config *apps, *app;
-	int lines[MAX_FIELDS];
-	char prefix[32];
-	char key[64];
-
-	apps = realloc(cfg->apps, (cfg->n_apps + 1) * sizeof(*apps));
-	if (apps == NULL) {
-		return errorf(ld, t->line, "app", "out of memory");
-	}
-	cfg->apps = apps;
-	app = &apps[cfg->n_apps++];
-	memset(app, 0, sizeof(*app));
-	app->signature_mode = SIGNATURE_SORTED_FIELDS;
-
-	snprintf(prefix, sizeof(prefix), "app[%zu]", cfg->n_apps);
-	if (apply_table(ld, t, prefix, app_fields, N(app_fields), app, lines) < 0) {
-		return -1;
-	}
-	/* Names appear in logs and metrics; paths route requests: both must be unique. */
 	for (size_t i = 0; i + 1 < cfg->n_apps; i++) {
-		if (strcmp(apps[i].name, app->name) == 0) {
-			snprintf(key, sizeof(key), "%s.name", prefix);
-			return errorf(ld, lines[APP_NAME], key,
+		if (strcmp(cfg->apps[i].name, app->name) == 0) {
+			return errorf(ld, line_of(t, "name"), join_key(key, prefix, "name"),
 				      "duplicate name, also used by app[%zu]", i + 1);
 		}
-		if (strcmp(apps[i].path, app->path) == 0) {
-			snprintf(key, sizeof(key), "%s.path", prefix);
-			return errorf(ld, lines[APP_PATH], key,
+		if (strcmp(cfg->apps[i].path, app->path) == 0) {
+			return errorf(ld, line_of(t, "path"), join_key(key, prefix, "path"),
 				      "duplicate path, also used by app[%zu]", i + 1);
 		}
 	}
 	return 0;
 }
 
-static int
-load_doc(struct loader *ld, struct config *cfg, const struct toml_doc *doc)
+static void *
+member(const struct field *f, void *base)
 {
-	int lines[MAX_FIELDS];
-	int database_line = 0;
-	const char *env;
+	return (char *)base + f->offset;
+}
 
+static size_t *
+count_of(const struct field *f, void *base)
+{
+	return (void *)((char *)base + f->count_offset);
+}
+
+/* The variable's value when it overrides F, else NULL: empty counts as unset. */
+static const char *
+env_override(const struct field *f)
+{
+	const char *env = f->env_override != NULL ? getenv(f->env_override) : NULL;
+
+	return env != NULL && *env != '\0' ? env : NULL;
+}
+
+/* "server" + "listen" -> "server.listen", in BUF. */
+static const char *
+join_key(char buf[KEY_MAX], const char *prefix, const char *key)
+{
+	snprintf(buf, KEY_MAX, "%s.%s", prefix, key);
+	return buf;
+}
+
+/* The line KEY is on in T, or 0 when T does not set it. */
+static int
+line_of(const struct toml_table *t, const char *key)
+{
+	for (size_t i = 0; i < t->n_keys; i++) {
+		if (strcmp(t->keys[i].key, key) == 0) {
+			return t->keys[i].line;
+		}
+	}
+	return 0;
+}
+
+/* The header line of the [NAME] table, or 0 when the file has none. */
+static int
+table_line(const struct toml_doc *doc, const char *name)
+{
+	for (size_t i = 0; i < doc->n_tables; i++) {
+		if (strcmp(doc->tables[i].name, name) == 0) {
+			return doc->tables[i].line;
+		}
+	}
+	return 0;
+}
+
+static int
+set_string(struct loader *ld, const struct field *f, const struct toml_keyval *kv, const char *key,
+	   void *base)
+{
+	char **slot = member(f, base);
+	const char *why;
+	char *s;
+
+	if (kv->value.type != TOML_STRING) {
+		return errorf(ld, kv->line, key, "expected a string");
+	}
+	/* Overridden: the file's value is not used, so not resolved either. */
+	if (env_override(f) != NULL) {
+		return 0;
+	}
+	if (resolve(ld, kv->line, key, &kv->value.str, &s) < 0) {
+		return -1;
+	}
+	why = f->check != NULL ? f->check(s) : NULL;
+	if (why != NULL) {
+		wipe_free(s);
+		return errorf(ld, kv->line, key, "%s", why);
+	}
+	wipe_free(*slot);
+	*slot = s;
+	return 0;
+}
+
+/* The integer of KV, when it is one and within F's range. */
+static int
+int_in_range(struct loader *ld, const struct field *f, const struct toml_keyval *kv,
+	     const char *key, long long *out)
+{
+	if (kv->value.type != TOML_INT) {
+		return errorf(ld, kv->line, key, "expected an integer");
+	}
+	if (kv->value.i < f->min || kv->value.i > f->max) {
+		if (f->max == INT_MAX) {
+			return errorf(ld, kv->line, key, "must be at least %lld", f->min);
+		}
+		return errorf(ld, kv->line, key, "must be between %lld and %lld", f->min, f->max);
+	}
+	*out = kv->value.i;
+	return 0;
+}
+
+static int
+set_int(struct loader *ld, const struct field *f, const struct toml_keyval *kv, const char *key,
+	void *base)
+{
+	long long v = 0;
+
+	if (int_in_range(ld, f, kv, key, &v) < 0) {
+		return -1;
+	}
+	*(int *)member(f, base) = (int)v;
+	return 0;
+}
+
+static int
+set_size(struct loader *ld, const struct field *f, const struct toml_keyval *kv, const char *key,
+	 void *base)
+{
+	long long v = 0;
+
+	if (int_in_range(ld, f, kv, key, &v) < 0) {
+		return -1;
+	}
+	*(size_t *)member(f, base) = (size_t)v;
+	return 0;
+}
+
+static int
+set_bool(struct loader *ld, const struct field *f, const struct toml_keyval *kv, const char *key,
+	 void *base)
+{
+	if (kv->value.type != TOML_BOOL) {
+		return errorf(ld, kv->line, key, "expected a boolean (true or false)");
+	}
+	*(bool *)member(f, base) = kv->value.b;
+	return 0;
+}
+
+/* Each item is resolved and checked on its own, and named "KEY[N]" in errors. */
+static int
+set_strings(struct loader *ld, const struct field *f, const struct toml_keyval *kv, const char *key,
+	    void *base)
+{
+	const struct toml_value *v = &kv->value;
+	char **items = NULL;
+
+	if (v->type != TOML_STRING_ARRAY) {
+		return errorf(ld, kv->line, key, "expected an array of strings");
+	}
+	if (v->n_items > 0) {
+		items = calloc(v->n_items, sizeof(*items));
+		if (items == NULL) {
+			return errorf(ld, kv->line, key, "out of memory");
+		}
+	}
+	for (size_t i = 0; i < v->n_items; i++) {
+		char item_key[KEY_MAX + 32]; /* key plus "[N]" */
+		const char *why = NULL;
+		bool ok;
+
+		snprintf(item_key, sizeof(item_key), "%s[%zu]", key, i + 1);
+		ok = resolve(ld, kv->line, item_key, &v->items[i], &items[i]) == 0;
+		if (ok && f->check != NULL && (why = f->check(items[i])) != NULL) {
+			errorf(ld, kv->line, item_key, "%s", why);
+			ok = false;
+		}
+		if (!ok) {
+			for (size_t k = 0; k <= i; k++) {
+				wipe_free(items[k]);
+			}
+			free(items);
+			return -1;
+		}
+	}
+	free_strings(f, base);
+	*(char ***)member(f, base) = items;
+	*count_of(f, base) = v->n_items;
+	return 0;
+}
+
+static int
+set_signature_mode(struct loader *ld, const struct field *f, const struct toml_keyval *kv,
+		   const char *key, void *base)
+{
+	char *s;
+
+	if (kv->value.type != TOML_STRING) {
+		return errorf(ld, kv->line, key, "expected a string");
+	}
+	if (resolve(ld, kv->line, key, &kv->value.str, &s) < 0) {
+		return -1;
+	}
+	for (size_t i = 0; i < N(signature_modes); i++) {
+		if (strcmp(s, signature_modes[i].name) == 0) {
+			*(enum signature_mode *)member(f, base) = signature_modes[i].mode;
+			wipe_free(s);
+			return 0;
+		}
+	}
+	wipe_free(s);
+	return errorf(ld, kv->line, key, "must be \"sorted_fields\" or \"message\"");
+}
+
+/* A copy, since every string of a config is wiped and freed alike. */
+static int
+init_string(const struct field *f, void *base)
+{
+	char **slot = member(f, base);
+
+	if (f->default_string == NULL) {
+		return 0;
+	}
+	*slot = strdup(f->default_string);
+	return *slot != NULL ? 0 : -1;
+}
+
+static int
+init_int(const struct field *f, void *base)
+{
+	*(int *)member(f, base) = (int)f->default_number;
+	return 0;
+}
+
+static int
+init_size(const struct field *f, void *base)
+{
+	*(size_t *)member(f, base) = (size_t)f->default_number;
+	return 0;
+}
+
+static int
+init_bool(const struct field *f, void *base)
+{
+	*(bool *)member(f, base) = f->default_number != 0;
+	return 0;
+}
+
+static int
+init_signature_mode(const struct field *f, void *base)
+{
+	*(enum signature_mode *)member(f, base) = (enum signature_mode)f->default_number;
+	return 0;
+}
+
+static void
+free_string(const struct field *f, void *base)
+{
+	char **slot = member(f, base);
+
+	wipe_free(*slot);
+	*slot = NULL;
+}
+
+static void
+free_strings(const struct field *f, void *base)
+{
+	char ***list = member(f, base);
+	size_t *count = count_of(f, base);
+
+	for (size_t i = 0; i < *count; i++) {
+		wipe_free((*list)[i]);
+	}
+	free(*list);
+	*list = NULL;
+	*count = 0;
+}
+
+/* BASE starts zeroed; a failure leaves it safe for free_fields(). */
+static int
+init_fields(const struct section *s, void *base)
+{
+	for (size_t i = 0; i < s->n_fields; i++) {
+		const struct field *f = &s->fields[i];
+
+		if (field_types[f->type].init != NULL && field_types[f->type].init(f, base) < 0) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void
+free_fields(const struct section *s, void *base)
+{
+	for (size_t i = 0; i < s->n_fields; i++) {
+		const struct field *f = &s->fields[i];
+
+		if (field_types[f->type].free != NULL) {
+			field_types[f->type].free(f, base);
+		}
+	}
+}
+
+static void
+swap_bytes(void *a, void *b, size_t n)
+{
+	unsigned char *p = a, *q = b;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char t = p[i];
+
+		p[i] = q[i];
+		q[i] = t;
+	}
+}
+
+/* Member by member, so that a string array's count travels with it. */
+static void
+swap_reloadable(const struct field *fields, size_t n_fields, void *cur, void *fresh)
+{
+	for (size_t i = 0; i < n_fields; i++) {
+		const struct field *f = &fields[i];
+
+		if ((f->flags & FIELD_RELOADABLE) == 0) {
+			continue;
+		}
+		swap_bytes(member(f, cur), member(f, fresh), field_types[f->type].size);
+		if (field_types[f->type].counted) {
+			swap_bytes(count_of(f, cur), count_of(f, fresh), sizeof(size_t));
+		}
+	}
+}
+
+/*
+ * An array section's elements.  The member is a typed pointer (struct
+ * app_config *); memcpy reads it without pretending it is a void *.
+ */
+static void *
+elements(const struct section *s, struct config *cfg)
+{
+	void *p;
+
+	memcpy(&p, (char *)cfg + s->offset, sizeof(p));
+	return p;
+}
+
+static size_t *
+element_count(const struct section *s, struct config *cfg)
+{
+	return (void *)((char *)cfg + s->count_offset);
+}
+
+/* A new last element of S, holding the defaults; NULL with the error written. */
+static void *
+add_element(struct loader *ld, const struct section *s, const struct toml_table *t)
+{
+	size_t *count = element_count(s, ld->cfg);
+	char *elems = realloc(elements(s, ld->cfg), (*count + 1) * s->size);
+	char *elem;
+
+	if (elems == NULL) {
+		errorf(ld, t->line, s->name, "out of memory");
+		return NULL;
+	}
+	memcpy((char *)ld->cfg + s->offset, &elems, sizeof(elems));
+	elem = elems + *count * s->size;
+	(*count)++;
+	memset(elem, 0, s->size);
+	if (init_fields(s, elem) < 0) {
+		errorf(ld, t->line, s->name, "out of memory");
+		return NULL;
+	}
+	return elem;
+}
+
+static const struct section *
+section_named(const char *name)
+{
+	for (size_t i = 0; i < N(sections); i++) {
+		if (strcmp(sections[i].name, name) == 0) {
+			return &sections[i];
+		}
+	}
+	return NULL;
+}
+
+static const struct field *
+field_named(const struct section *s, const char *key)
+{
+	for (size_t i = 0; i < s->n_fields; i++) {
+		if (strcmp(s->fields[i].key, key) == 0) {
+			return &s->fields[i];
+		}
+	}
+	return NULL;
+}
+
+/* Reads the keys of T, in file order, into BASE, which holds the defaults. */
+static int
+apply_table(struct loader *ld, const struct section *s, const struct toml_table *t,
+	    const char *prefix, void *base)
+{
+	char key[KEY_MAX];
+
+	for (size_t k = 0; k < t->n_keys; k++) {
+		const struct toml_keyval *kv = &t->keys[k];
+		const struct field *f = field_named(s, kv->key);
+
+		join_key(key, prefix, kv->key);
+		if (f == NULL) {
+			return errorf(ld, kv->line, key, "unknown key");
+		}
+		if (field_types[f->type].set(ld, f, kv, key, base) < 0) {
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < s->n_fields; i++) {
+		const struct field *f = &s->fields[i];
+
+		/* One the environment may set is checked after the file: apply_env_override(). */
+		if ((f->flags & FIELD_REQUIRED) != 0 && f->env_override == NULL &&
+		    line_of(t, f->key) == 0) {
+			return errorf(ld, t->line, join_key(key, prefix, f->key),
+				      "missing (required)");
+		}
+	}
+	return 0;
+}
+
+static int
+load_table(struct loader *ld, const struct section *s, const struct toml_table *t)
+{
+	char prefix[32];
+	void *base;
+
+	if (s->is_array && !t->is_array_element) {
+		return errorf(ld, t->line, s->name, "must be [[%s]], not [%s]", s->name, s->name);
+	}
+	if (!s->is_array && t->is_array_element) {
+		return errorf(ld, t->line, s->name, "must be [%s], not [[%s]]", s->name, s->name);
+	}
+	if (s->is_array) {
+		base = add_element(ld, s, t);
+		if (base == NULL) {
+			return -1;
+		}
+		snprintf(prefix, sizeof(prefix), "%s[%zu]", s->name, *element_count(s, ld->cfg));
+	} else {
+		base = (char *)ld->cfg + s->offset;
+		snprintf(prefix, sizeof(prefix), "%s", s->name);
+	}
+	if (apply_table(ld, s, t, prefix, base) < 0) {
+		return -1;
+	}
+	return s->check != NULL ? s->check(ld, t, prefix, base) : 0;
+}
+
+/*
+ * The environment beats the file (deployments keep the database URL
+ * there), and a required key may come from either, so this runs after the
+ * whole file.  A missing one is reported at its table's header, or without
+ * a line when the file has no such table.
+ */
+static int
+apply_env_override(struct loader *ld, const struct toml_doc *doc, const struct section *s,
+		   const struct field *f)
+{
+	char **slot = member(f, (char *)ld->cfg + s->offset);
+	const char *env = env_override(f);
+	char key[KEY_MAX];
+
+	join_key(key, s->name, f->key);
+	if (env != NULL) {
+		char *copy = strdup(env);
+
+		if (copy == NULL) {
+			return errorf(ld, 0, key, "out of memory");
+		}
+		wipe_free(*slot);
+		*slot = copy;
+	} else if ((f->flags & FIELD_REQUIRED) != 0 && *slot == NULL) {
+		return errorf(ld, table_line(doc, s->name), key,
+			      "missing: set %s in [%s] or the %s environment variable", f->key,
+			      s->name, f->env_override);
+	}
+	return 0;
+}
+
+/* Arrays of tables have no overrides: which element would one replace? */
+static int
+apply_env_overrides(struct loader *ld, const struct toml_doc *doc, const struct section *s)
+{
+	for (size_t i = 0; i < s->n_fields && !s->is_array; i++) {
+		if (s->fields[i].env_override != NULL &&
+		    apply_env_override(ld, doc, s, &s->fields[i]) < 0) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+load_doc(struct loader *ld, const struct toml_doc *doc)
+{
 	/* The root table's keys: nothing is expected outside a table. */
 	if (doc->n_tables > 0 && doc->tables[0].n_keys > 0) {
 		const struct toml_keyval *kv = &doc->tables[0].keys[0];
@@ -737,83 +1174,43 @@ load_doc(struct loader *ld, struct config *cfg, const struct toml_doc *doc)
 	}
 	for (size_t i = 1; i < doc->n_tables; i++) {
 		const struct toml_table *t = &doc->tables[i];
-		const struct field *fields;
-		size_t n_fields;
-		void *base;
+		const struct section *s = section_named(t->name);
 
-		if (strcmp(t->name, "app") == 0) {
-			if (!t->is_array_element) {
-				return errorf(ld, t->line, "app", "must be [[app]], not [app]");
-			}
-			if (load_app(ld, cfg, t) < 0) {
-				return -1;
-			}
-			continue;
-		}
-		if (strcmp(t->name, "server") == 0) {
-			fields = server_fields, n_fields = N(server_fields), base = &cfg->server;
-		} else if (strcmp(t->name, "database") == 0) {
-			fields = database_fields, n_fields = N(database_fields);
-			base = &cfg->database;
-			database_line = t->line;
-		} else if (strcmp(t->name, "upstream") == 0) {
-			fields = upstream_fields, n_fields = N(upstream_fields);
-			base = &cfg->upstream;
-		} else if (strcmp(t->name, "reconcile") == 0) {
-			fields = reconcile_fields, n_fields = N(reconcile_fields);
-			base = &cfg->reconcile;
-		} else if (strcmp(t->name, "log") == 0) {
-			fields = log_fields, n_fields = N(log_fields), base = &cfg->log;
-		} else {
+		if (s == NULL) {
 			return errorf(ld, t->line, t->name, "unknown table");
 		}
-		if (t->is_array_element) {
-			return errorf(ld, t->line, t->name, "must be [%s], not [[%s]]", t->name,
-				      t->name);
-		}
-		if (apply_table(ld, t, t->name, fields, n_fields, base, lines) < 0) {
+		if (load_table(ld, s, t) < 0) {
 			return -1;
 		}
-		if (base == &cfg->server &&
-		    (cfg->server.tls_cert[0] == '\0') != (cfg->server.tls_key[0] == '\0')) {
-			return errorf(ld, t->line,
-				      cfg->server.tls_cert[0] == '\0' ? "server.tls_cert"
-								      : "server.tls_key",
-				      "tls_cert and tls_key go together: set both, or neither");
-		}
-		if (base == &cfg->reconcile &&
-		    cfg->reconcile.backoff_max_ms < cfg->reconcile.backoff_min_ms) {
-			if (lines[RECONCILE_BACKOFF_MAX] != 0) {
-				return errorf(ld, lines[RECONCILE_BACKOFF_MAX],
-					      "reconcile.backoff_max_ms",
-					      "must not be less than backoff_min_ms (%d)",
-					      cfg->reconcile.backoff_min_ms);
+	}
+	for (size_t i = 0; i < N(sections); i++) {
+		const struct section *s = &sections[i];
+
+		if (s->is_array && s->required && *element_count(s, ld->cfg) == 0) {
+			if (ld->errlen > 0) {
+				snprintf(ld->err, ld->errlen, "%s: no [[%s]] table", ld->file,
+					 s->name);
 			}
-			return errorf(ld, lines[RECONCILE_BACKOFF_MIN], "reconcile.backoff_min_ms",
-				      "must not be more than backoff_max_ms (%d)",
-				      cfg->reconcile.backoff_max_ms);
+			return -1;
 		}
 	}
-
-	if (cfg->n_apps == 0) {
-		if (ld->errlen > 0) {
-			snprintf(ld->err, ld->errlen, "%s: no [[app]] table", ld->file);
+	for (size_t i = 0; i < N(sections); i++) {
+		if (apply_env_overrides(ld, doc, &sections[i]) < 0) {
+			return -1;
 		}
-		return -1;
 	}
-	env = getenv("DATABASE_URL");
-	if (env != NULL && *env != '\0') {
-		char *url = strdup(env);
+	return 0;
+}
 
-		if (url == NULL) {
-			return errorf(ld, 0, "database.url", "out of memory");
+/* The tables' defaults; each [[app]] gets its own as it is read. */
+static int
+init_defaults(struct config *cfg)
+{
+	for (size_t i = 0; i < N(sections); i++) {
+		if (!sections[i].is_array &&
+		    init_fields(&sections[i], (char *)cfg + sections[i].offset) < 0) {
+			return -1;
 		}
-		wipe_free(cfg->database.url);
-		cfg->database.url = url;
-	} else if (cfg->database.url == NULL) {
-		return errorf(ld, database_line, "database.url",
-			      "missing: set url in [database] or the DATABASE_URL environment "
-			      "variable");
 	}
 	return 0;
 }
@@ -821,7 +1218,8 @@ load_doc(struct loader *ld, struct config *cfg, const struct toml_doc *doc)
 int
 config_load(const char *file, struct config *cfg, char *err, size_t errlen)
 {
-	struct loader ld = {.file = file, .err = err, .errlen = err != NULL ? errlen : 0};
+	struct loader ld = {
+	    .file = file, .err = err, .errlen = err != NULL ? errlen : 0, .cfg = cfg};
 	struct toml_doc doc;
 	struct toml_error terr;
 	char *text = NULL;
@@ -852,12 +1250,12 @@ config_load(const char *file, struct config *cfg, char *err, size_t errlen)
 	}
 	ld.dir = dir_of(file);
 	cfg->file = strdup(file);
-	if (ld.dir == NULL || cfg->file == NULL || set_defaults(cfg) < 0) {
+	if (ld.dir == NULL || cfg->file == NULL || init_defaults(cfg) < 0) {
 		if (ld.errlen > 0) {
 			snprintf(err, errlen, "%s: out of memory", file);
 		}
 	} else {
-		rc = load_doc(&ld, cfg, &doc);
+		rc = load_doc(&ld, &doc);
 	}
 	toml_free(&doc);
 out:
@@ -876,35 +1274,28 @@ config_free(struct config *cfg)
 	if (cfg == NULL) {
 		return;
 	}
-	free(cfg->file);
-	wipe_free(cfg->server.listen);
-	wipe_free(cfg->server.admin_listen);
-	wipe_free(cfg->server.tls_cert);
-	wipe_free(cfg->server.tls_key);
-	wipe_free(cfg->database.url);
-	for (size_t i = 0; i < cfg->n_apps; i++) {
-		struct app_config *app = &cfg->apps[i];
+	for (size_t i = 0; i < N(sections); i++) {
+		const struct section *s = &sections[i];
 
-		wipe_free(app->name);
-		wipe_free(app->path);
-		wipe_free(app->app_key);
-		wipe_free(app->app_secret);
-		for (size_t k = 0; k < app->n_previous_secrets; k++) {
-			wipe_free(app->previous_secrets[k]);
+		if (!s->is_array) {
+			free_fields(s, (char *)cfg + s->offset);
+			continue;
 		}
-		free(app->previous_secrets);
+		for (size_t k = 0; k < *element_count(s, cfg); k++) {
+			free_fields(s, (char *)elements(s, cfg) + k * s->size);
+		}
+		free(elements(s, cfg));
 	}
-	free(cfg->apps);
-	wipe_free(cfg->upstream.base_url);
-	wipe_free(cfg->upstream.ca_file);
-	wipe_free(cfg->log.level);
+	free(cfg->file);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
 /*
  * Swapping, not copying: FRESH ends up holding the old secrets, and freeing
- * it wipes them.  Nothing else in CFG changes, so pointers into it (app
- * names held by deliveries in flight) stay valid.
+ * it wipes them.  Nothing else in CFG changes - only the rows marked
+ * FIELD_RELOADABLE - so pointers into it (app names held by deliveries in
+ * flight) stay valid.  Apps are matched by name; an app only one side has
+ * is left alone.
  */
 size_t
 config_adopt_secrets(struct config *cfg, struct config *fresh)
@@ -912,40 +1303,24 @@ config_adopt_secrets(struct config *cfg, struct config *fresh)
 	size_t adopted = 0;
 
 	for (size_t i = 0; i < cfg->n_apps; i++) {
-		struct app_config *cur = &cfg->apps[i], *neu = NULL;
-		char **tmpv;
-		size_t n;
-		enum signature_mode mode;
+		const struct app_config *match = config_app_by_name(fresh, cfg->apps[i].name);
 
-		for (size_t k = 0; k < fresh->n_apps && neu == NULL; k++)
-			if (strcmp(fresh->apps[k].name, cur->name) == 0)
-				neu = &fresh->apps[k];
-		if (neu == NULL)
+		if (match == NULL) {
 			continue;
-		swap_str(&cur->app_key, &neu->app_key);
-		swap_str(&cur->app_secret, &neu->app_secret);
-		tmpv = cur->previous_secrets;
-		cur->previous_secrets = neu->previous_secrets;
-		neu->previous_secrets = tmpv;
-		n = cur->n_previous_secrets;
-		cur->n_previous_secrets = neu->n_previous_secrets;
-		neu->n_previous_secrets = n;
-		mode = cur->signature_mode;
-		cur->signature_mode = neu->signature_mode;
-		neu->signature_mode = mode;
+		}
+		swap_reloadable(app_fields, N(app_fields), &cfg->apps[i],
+				&fresh->apps[match - fresh->apps]);
 		adopted++;
 	}
-	swap_str(&cfg->log.level, &fresh->log.level);
+	for (size_t i = 0; i < N(sections); i++) {
+		const struct section *s = &sections[i];
+
+		if (!s->is_array) {
+			swap_reloadable(s->fields, s->n_fields, (char *)cfg + s->offset,
+					(char *)fresh + s->offset);
+		}
+	}
 	return adopted;
-}
-
-static void
-swap_str(char **a, char **b)
-{
-	char *t = *a;
-
-	*a = *b;
-	*b = t;
 }
 
 const struct app_config *
@@ -974,4 +1349,17 @@ config_app_by_name(const struct config *cfg, const char *name)
 		}
 	}
 	return NULL;
+}
+
+void
+config_each_key(void (*fn)(const char *section, const char *key, bool reloadable, void *arg),
+		void *arg)
+{
+	for (size_t i = 0; i < N(sections); i++) {
+		for (size_t k = 0; k < sections[i].n_fields; k++) {
+			const struct field *f = &sections[i].fields[k];
+
+			fn(sections[i].name, f->key, (f->flags & FIELD_RELOADABLE) != 0, arg);
+		}
+	}
 }

@@ -89,9 +89,10 @@ int config_load(const char *file, struct config *cfg, char *err, size_t errlen);
 void config_free(struct config *cfg);
 
 /*
- * SIGHUP: take each app's key, secrets and signature mode, and the log
- * level, from FRESH (a newly loaded config) for apps of the same name.
- * Returns how many apps were updated; free FRESH afterwards.
+ * SIGHUP: take the keys config.c marks reloadable - each app's key, secrets
+ * and signature mode, and the log level - from FRESH (a newly loaded
+ * config), for apps of the same name.  They are swapped: FRESH then holds
+ * the old values.  Returns how many apps were updated; free FRESH afterwards.
  */
 size_t config_adopt_secrets(struct config *cfg, struct config *fresh);
 
@@ -100,5 +101,14 @@ const struct app_config *config_app_by_path(const struct config *cfg, const char
 
 /* The app named NAME, or NULL. */
 const struct app_config *config_app_by_name(const struct config *cfg, const char *name);
+
+/*
+ * Calls FN for every key the file may hold, in config.c's order: SECTION
+ * is its table ("server", "app"), KEY its name there, RELOADABLE whether
+ * config_adopt_secrets() takes it on SIGHUP.  For tests and tools that must
+ * agree with the schema without repeating it.
+ */
+void config_each_key(void (*fn)(const char *section, const char *key, bool reloadable, void *arg),
+		     void *arg);
 
 #endif

@@ -8,19 +8,28 @@ import unittest
 
 from harness import REPO
 
-SECTIONS = {"server_fields": "server", "database_fields": "database", "app_fields": "app",
-            "upstream_fields": "upstream", "reconcile_fields": "reconcile",
-            "log_fields": "log"}
-
 
 def code_keys():
+    """Every "section.key" config.c accepts, read from its tables: sections[]
+    names each TOML table and its field table, whose rows each start with
+    the key (`{STRING("listen", ...` or `{.key = "listen", ...`)."""
     with open(os.path.join(REPO, "receiver", "config.c")) as f:
         text = f.read()
+    m = re.search(r"static const struct section sections\[\] = \{(.*?)\n\};", text, re.S)
+    assert m, "sections[]"
+    rows = re.findall(r"^\s*\{", m.group(1), re.M)
+    sections = re.findall(r'\{\s*\.name = "([a-z_]+)",\s*(?:TABLE|ARRAY)\((?:\w+,\s*)*(\w+)\)',
+                          m.group(1))
+    # A row this does not understand would hide its keys: fail instead.
+    assert len(sections) == len(rows) > 0, m.group(1)
     keys = set()
-    for table, section in SECTIONS.items():
+    for section, table in sections:
         m = re.search(r"static const struct field %s\[\] = \{(.*?)\n\};" % table, text, re.S)
         assert m, table
-        for key in re.findall(r'(?:\.key = |\(\s*)"([a-z_]+)"', m.group(1)):
+        rows = re.findall(r"^\s*\{", m.group(1), re.M)
+        names = re.findall(r'^\s*\{\s*(?:[A-Z_]+\(\s*|\.key = )"([a-z_]+)"', m.group(1), re.M)
+        assert len(names) == len(rows) > 0, table
+        for key in names:
             keys.add("%s.%s" % (section, key))
     return keys
 

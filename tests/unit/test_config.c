@@ -287,6 +287,164 @@ test_defaults(void)
 	config_free(&cfg);
 }
 
+/*
+ * Every default comes from config.c's rows: a few of each type that
+ * test_defaults does not look at, each [[app]] starting from its own
+ * defaults, and string defaults that are each config's own copy.
+ */
+static void
+test_defaults_from_rows(void)
+{
+	const char *path =
+	    write_file("rows.toml", DB APP "previous_secrets = ['old']\n"
+					   "signature_mode = 'message'\n"
+					   "[[app]]\nname = \"b\"\npath = \"/b\"\napp_key = \"k\"\n"
+					   "app_secret = \"s\"\n");
+	struct config cfg, again;
+	char err[512] = "";
+
+	CHECK_INT(config_load(path, &cfg, err, sizeof(err)), 0);
+	CHECK_STR(err, "");
+	/* Strings */
+	CHECK_STR(cfg.server.admin_listen, "");
+	CHECK_STR(cfg.server.tls_cert, "");
+	CHECK_STR(cfg.server.tls_key, "");
+	/* Ints and sizes */
+	CHECK_INT(cfg.server.workers, 1);
+	CHECK_INT(cfg.server.max_rejections_per_s, 100);
+	CHECK_INT(cfg.server.max_connections, 1024);
+	CHECK_INT(cfg.server.max_body_bytes, 262144);
+	/* Bool */
+	CHECK(cfg.reconcile.enabled);
+	CHECK_INT(cfg.n_apps, 2);
+	if (cfg.n_apps == 2) {
+		CHECK_INT(cfg.apps[0].signature_mode, SIGNATURE_MESSAGE_ONLY);
+		CHECK_INT(cfg.apps[0].n_previous_secrets, 1);
+		/* The second app's enum and string array are the rows' defaults again. */
+		CHECK_INT(cfg.apps[1].signature_mode, SIGNATURE_SORTED_FIELDS);
+		CHECK_INT(cfg.apps[1].n_previous_secrets, 0);
+		CHECK(cfg.apps[1].previous_secrets == NULL);
+	}
+
+	CHECK_INT(config_load(path, &again, err, sizeof(err)), 0);
+	CHECK(cfg.server.listen != again.server.listen);
+	CHECK(cfg.log.level != again.log.level);
+	CHECK_STR(again.log.level, "info");
+	config_free(&again);
+	config_free(&cfg);
+}
+
+/* The running file, then the one SIGHUP reads: every key differs. */
+#define ADOPT_OLD                                                                                  \
+	"[server]\nlisten = \"127.0.0.1:1111\"\nmax_body_bytes = 2048\n" DB APP                    \
+	"[[app]]\nname = \"gone\"\npath = \"/gone\"\napp_key = \"kg\"\napp_secret = \"sg\"\n"      \
+	"[log]\nlevel = \"warn\"\n"
+#define ADOPT_NEW                                                                                  \
+	"[server]\nlisten = \"127.0.0.1:2222\"\nmax_body_bytes = 4096\n"                           \
+	"[database]\nurl = \"postgresql://elsewhere/db\"\nmax_batch = 9\n"                         \
+	"[[app]]\nname = \"new\"\npath = \"/new\"\napp_key = \"kn\"\napp_secret = \"sn\"\n"        \
+	"[[app]]\nname = \"default\"\npath = \"/changed\"\napp_key = \"key2\"\n"                   \
+	"app_secret = \"secret2\"\nprevious_secrets = [\"s3cret\"]\n"                              \
+	"signature_mode = \"message\"\n"                                                           \
+	"[upstream]\nbase_url = \"http://127.0.0.1:1\"\n"                                          \
+	"[reconcile]\nenabled = false\n"                                                           \
+	"[log]\nlevel = \"debug\"\n"
+
+/* SIGHUP swaps exactly the reloadable keys: secrets and the log level. */
+static void
+test_adopt_secrets(void)
+{
+	struct config cfg, fresh;
+	struct app_config *apps;
+	char *name, *listen;
+	char err[512] = "";
+
+	CHECK_INT(config_load(write_file("old.toml", ADOPT_OLD), &cfg, err, sizeof(err)), 0);
+	CHECK_INT(config_load(write_file("new.toml", ADOPT_NEW), &fresh, err, sizeof(err)), 0);
+	CHECK_STR(err, "");
+	if (cfg.n_apps != 2 || fresh.n_apps != 2) {
+		CHECK(!"both files load with two apps");
+		config_free(&cfg);
+		config_free(&fresh);
+		return;
+	}
+	apps = cfg.apps, name = cfg.apps[0].name, listen = cfg.server.listen;
+
+	/* Only "default" is in both files. */
+	CHECK_INT(config_adopt_secrets(&cfg, &fresh), 1);
+	CHECK_STR(cfg.apps[0].app_key, "key2");
+	CHECK_STR(cfg.apps[0].app_secret, "secret2");
+	CHECK_INT(cfg.apps[0].n_previous_secrets, 1);
+	if (cfg.apps[0].n_previous_secrets == 1) {
+		CHECK_STR(cfg.apps[0].previous_secrets[0], "s3cret");
+	}
+	CHECK_INT(cfg.apps[0].signature_mode, SIGNATURE_MESSAGE_ONLY);
+	CHECK_STR(cfg.log.level, "debug");
+
+	/* The rest stays, at the same addresses: deliveries in flight hold them. */
+	CHECK(cfg.apps == apps && cfg.n_apps == 2);
+	CHECK(cfg.apps[0].name == name);
+	CHECK_STR(cfg.apps[0].name, "default");
+	CHECK_STR(cfg.apps[0].path, "/1688/messages");
+	CHECK_STR(cfg.apps[1].name, "gone");
+	CHECK_STR(cfg.apps[1].app_key, "kg");
+	CHECK_STR(cfg.apps[1].app_secret, "sg");
+	CHECK(cfg.server.listen == listen);
+	CHECK_STR(cfg.server.listen, "127.0.0.1:1111");
+	CHECK_INT(cfg.server.max_body_bytes, 2048);
+	CHECK_STR(cfg.database.url, "postgresql://localhost/test");
+	CHECK_INT(cfg.database.max_batch, 256);
+	CHECK_STR(cfg.upstream.base_url, "https://openapi.dajisaas.com");
+	CHECK(cfg.reconcile.enabled);
+
+	/* Swapped, not copied: the old secrets are FRESH's now, for config_free to wipe. */
+	CHECK_STR(fresh.apps[1].app_key, "key1");
+	CHECK_STR(fresh.apps[1].app_secret, "s3cret");
+	CHECK_INT(fresh.apps[1].n_previous_secrets, 0);
+	CHECK(fresh.apps[1].previous_secrets == NULL);
+	CHECK_INT(fresh.apps[1].signature_mode, SIGNATURE_SORTED_FIELDS);
+	CHECK_STR(fresh.apps[1].path, "/changed");
+	CHECK_STR(fresh.apps[0].app_key, "kn");
+	CHECK_STR(fresh.log.level, "warn");
+	CHECK_STR(fresh.server.listen, "127.0.0.1:2222");
+
+	config_free(&fresh);
+	CHECK_STR(cfg.apps[0].app_secret, "secret2");
+	config_free(&cfg);
+}
+
+static void
+collect_reloadable(const char *section, const char *key, bool reloadable, void *arg)
+{
+	char *out = arg;
+	size_t n = strlen(out);
+
+	if (reloadable) {
+		snprintf(out + n, 512 - n, "%s%s.%s", n > 0 ? " " : "", section, key);
+	}
+}
+
+static void
+count_keys(const char *section, const char *key, bool reloadable, void *arg)
+{
+	(void)section, (void)key, (void)reloadable;
+	(*(size_t *)arg)++;
+}
+
+/* What SIGHUP may change is a decision: changing the set must change this test. */
+static void
+test_reloadable_set(void)
+{
+	char reloadable[512] = "";
+	size_t n = 0;
+
+	config_each_key(collect_reloadable, reloadable);
+	CHECK_STR(reloadable,
+		  "app.app_key app.app_secret app.previous_secrets app.signature_mode log.level");
+	config_each_key(count_keys, &n);
+	CHECK(n > 20);
+}
+
 static void
 test_free_zeroed_and_lookup_null(void)
 {
@@ -893,12 +1051,14 @@ test_toml_errors(void)
 }
 
 CHECK_MAIN("config", CHECK_TEST(test_full_file), CHECK_TEST(test_defaults),
-	   CHECK_TEST(test_free_zeroed_and_lookup_null), CHECK_TEST(test_env_and_file_values),
-	   CHECK_TEST(test_database_url_env), CHECK_TEST(test_error_unknown_key),
-	   CHECK_TEST(test_error_unknown_table), CHECK_TEST(test_error_wrong_type),
-	   CHECK_TEST(test_error_duplicate_key), CHECK_TEST(test_error_missing),
-	   CHECK_TEST(test_error_listen), CHECK_TEST(test_error_range),
-	   CHECK_TEST(test_error_strings), CHECK_TEST(test_error_duplicate_app),
-	   CHECK_TEST(test_error_syntax), CHECK_TEST(test_error_env_file),
-	   CHECK_TEST(test_error_hides_secrets), CHECK_TEST(test_toml_values),
-	   CHECK_TEST(test_toml_crlf_and_bom), CHECK_TEST(test_toml_errors))
+	   CHECK_TEST(test_defaults_from_rows), CHECK_TEST(test_adopt_secrets),
+	   CHECK_TEST(test_reloadable_set), CHECK_TEST(test_free_zeroed_and_lookup_null),
+	   CHECK_TEST(test_env_and_file_values), CHECK_TEST(test_database_url_env),
+	   CHECK_TEST(test_error_unknown_key), CHECK_TEST(test_error_unknown_table),
+	   CHECK_TEST(test_error_wrong_type), CHECK_TEST(test_error_duplicate_key),
+	   CHECK_TEST(test_error_missing), CHECK_TEST(test_error_listen),
+	   CHECK_TEST(test_error_range), CHECK_TEST(test_error_strings),
+	   CHECK_TEST(test_error_duplicate_app), CHECK_TEST(test_error_syntax),
+	   CHECK_TEST(test_error_env_file), CHECK_TEST(test_error_hides_secrets),
+	   CHECK_TEST(test_toml_values), CHECK_TEST(test_toml_crlf_and_bom),
+	   CHECK_TEST(test_toml_errors))
