@@ -3,8 +3,8 @@
 #   make            build build/receiver
 #   make run        install what is missing, start a local PostgreSQL
 #                   (unless DATABASE_URL is set), migrate, serve on :8080
-#   make test       install what is missing, check the C formatting,
-#                   build, run every test
+#   make test       install what is missing, build, run every test (the
+#                   C formatting and the layer check among them)
 #   make check-layers  no module includes a higher layer (tests/check_layers.py)
 #   make install    PREFIX=/usr/local DESTDIR=
 #
@@ -93,7 +93,6 @@ run: setup
 # Every suite prints "N passed, N failed"; tests/run adds them up and exits
 # non-zero when anything failed.
 test: setup
-	@$(MAKE) --no-print-directory check-format
 	@$(MAKE) --no-print-directory all unit-bins helper-bins
 	@$(MAKE) --no-print-directory SAN=1 all unit-bins helper-bins
 	@sh tests/run
