@@ -15,6 +15,7 @@
 #include "json.h"
 #include "message.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
@@ -25,19 +26,6 @@
 #define SEND_TIME_LEN  19			/* "YYYY-MM-DD HH:MM:SS" */
 #define GMT_BORN_LIMIT INT64_C(253402300800000) /* 10000-01-01T00:00:00Z in ms */
 
-static void
-set_err(char *err, size_t errlen, const char *msg)
-{
-	if (err != NULL && errlen > 0)
-		snprintf(err, errlen, "%s", msg);
-}
-
-static bool
-is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
 /* 1 to 19 decimal digits whose value fits int64. */
 static bool
 parse_digits(const char *s, size_t n, int64_t *out)
@@ -47,7 +35,7 @@ parse_digits(const char *s, size_t n, int64_t *out)
 	if (n == 0 || n > 19)
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		if (!is_digit(s[i]))
+		if (!isdigit((unsigned char)s[i]))
 			return false;
 		v = v * 10 + (uint64_t)(s[i] - '0'); /* < 10^19 < 2^64 */
 	}
@@ -147,7 +135,7 @@ valid_send_time(const char *s)
 	int year, month, day, month_days;
 
 	for (size_t i = 0; i < SEND_TIME_LEN; i++)
-		if (shape[i] == 'd' ? !is_digit(s[i]) : s[i] != shape[i])
+		if (shape[i] == 'd' ? !isdigit((unsigned char)s[i]) : s[i] != shape[i])
 			return false;
 	year = read_int(s, 4);
 	month = read_int(s + 5, 2);
@@ -278,7 +266,8 @@ message_parse(const char *text, size_t len, struct trade_event *ev, char *err, s
 	const char *why;
 
 	memset(ev, 0, sizeof(*ev));
-	set_err(err, errlen, "");
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
 	if (json_load_object(text, len, &root, &ev->big_numbers, err, errlen) < 0) {
 		json_decref(root);
 		trade_event_free(ev);
@@ -287,7 +276,8 @@ message_parse(const char *text, size_t len, struct trade_event *ev, char *err, s
 	why = extract(root, ev);
 	json_decref(root);
 	if (why != NULL) {
-		set_err(err, errlen, why);
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "%s", why);
 		trade_event_free(ev);
 		return -1;
 	}

@@ -45,6 +45,15 @@ metrics_family(struct evbuffer *out, const char *name, const char *type, const c
 }
 
 void
+metrics_samples(struct evbuffer *out, const char *name, const char *type, const char *help,
+		const struct metrics_sample *samples, size_t n)
+{
+	metrics_family(out, name, type, help);
+	for (size_t i = 0; i < n; i++)
+		metrics_value(out, name, samples[i].labels, samples[i].value);
+}
+
+void
 metrics_single(struct evbuffer *out, const char *name, const char *type, const char *help,
 	       double value)
 {

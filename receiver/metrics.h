@@ -37,6 +37,13 @@ void histogram_observe(struct histogram *h, double value);
 /* Exposition-format writers: one metric family at a time. */
 void metrics_family(struct evbuffer *out, const char *name, const char *type, const char *help);
 void metrics_value(struct evbuffer *out, const char *name, const char *labels, double value);
+/* A family of samples, one per label set ("result=\"ok\""). */
+struct metrics_sample {
+	const char *labels;
+	double value;
+};
+void metrics_samples(struct evbuffer *out, const char *name, const char *type, const char *help,
+		     const struct metrics_sample *samples, size_t n);
 /* A family of one unlabelled sample. */
 void metrics_single(struct evbuffer *out, const char *name, const char *type, const char *help,
 		    double value);

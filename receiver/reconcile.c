@@ -266,24 +266,18 @@ void
 reconciler_metrics(const struct reconciler *rc, struct evbuffer *out)
 {
 	const struct reconcile_stats *r = &rc->stats;
+	const struct metrics_sample jobs[] = {{"state=\"pending\"", (double)r->jobs_pending},
+					      {"state=\"dead\"", (double)r->jobs_dead}};
+	const struct metrics_sample fetches[] = {{"result=\"claimed\"", (double)r->claimed},
+						 {"result=\"applied\"", (double)r->fetched},
+						 {"result=\"failed\"", (double)r->failed},
+						 {"result=\"dead\"", (double)r->dead}};
 
-	if (r->jobs_known) {
-		metrics_family(out, "receiver_reconcile_jobs", "gauge",
-			       "Reconcile jobs in the database, by state.");
-		metrics_value(out, "receiver_reconcile_jobs", "state=\"pending\"",
-			      (double)r->jobs_pending);
-		metrics_value(out, "receiver_reconcile_jobs", "state=\"dead\"",
-			      (double)r->jobs_dead);
-	}
-	metrics_family(out, "receiver_reconcile_fetches_total", "counter",
-		       "Jobs claimed, applied, failed and gone dead in this process.");
-	metrics_value(out, "receiver_reconcile_fetches_total", "result=\"claimed\"",
-		      (double)r->claimed);
-	metrics_value(out, "receiver_reconcile_fetches_total", "result=\"applied\"",
-		      (double)r->fetched);
-	metrics_value(out, "receiver_reconcile_fetches_total", "result=\"failed\"",
-		      (double)r->failed);
-	metrics_value(out, "receiver_reconcile_fetches_total", "result=\"dead\"", (double)r->dead);
+	if (r->jobs_known)
+		metrics_samples(out, "receiver_reconcile_jobs", "gauge",
+				"Reconcile jobs in the database, by state.", jobs, 2);
+	metrics_samples(out, "receiver_reconcile_fetches_total", "counter",
+			"Jobs claimed, applied, failed and gone dead in this process.", fetches, 4);
 	metrics_single(out, "receiver_order_status_changes_total", "counter",
 		       "Status changes recorded in order_changes by this process.",
 		       (double)r->changed);

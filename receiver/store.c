@@ -138,17 +138,17 @@ void
 store_metrics(const struct store *store, struct evbuffer *out)
 {
 	const struct store_stats *s = &store->stats;
+	const struct metrics_sample batches[] = {
+	    {"result=\"committed\"", (double)(s->batches - s->batches_failed)},
+	    {"result=\"failed\"", (double)s->batches_failed}};
 
 	metrics_single(out, "receiver_database_up", "gauge",
 		       "1 when the ingest connection is up and the schema current.",
 		       store_ready(store) ? 1 : 0);
 	metrics_single(out, "receiver_queue_depth", "gauge", "Pushes waiting for a commit.",
 		       (double)store->queued);
-	metrics_family(out, "receiver_batches_total", "counter", "Ingest transactions, by result.");
-	metrics_value(out, "receiver_batches_total", "result=\"committed\"",
-		      (double)(s->batches - s->batches_failed));
-	metrics_value(out, "receiver_batches_total", "result=\"failed\"",
-		      (double)s->batches_failed);
+	metrics_samples(out, "receiver_batches_total", "counter", "Ingest transactions, by result.",
+			batches, 2);
 	metrics_single(out, "receiver_committed_deliveries_total", "counter",
 		       "Deliveries written in committed transactions.", (double)s->committed);
 	metrics_single(out, "receiver_refused_total", "counter",

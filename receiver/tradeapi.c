@@ -134,15 +134,14 @@ tradeapi_pending(const struct tradeapi *t)
 void
 tradeapi_metrics(const struct tradeapi *t, struct evbuffer *out)
 {
-	metrics_family(out, "receiver_upstream_calls_total", "counter",
-		       "Trade API calls, by outcome.");
-	metrics_value(out, "receiver_upstream_calls_total", "outcome=\"ok\"", (double)t->ok);
-	metrics_value(out, "receiver_upstream_calls_total", "outcome=\"timeout\"",
-		      (double)t->timeouts);
-	metrics_value(out, "receiver_upstream_calls_total", "outcome=\"credentials\"",
-		      (double)t->permanent);
-	metrics_value(out, "receiver_upstream_calls_total", "outcome=\"error\"",
-		      (double)(t->failed - t->timeouts - t->permanent));
+	const struct metrics_sample calls[] = {
+	    {"outcome=\"ok\"", (double)t->ok},
+	    {"outcome=\"timeout\"", (double)t->timeouts},
+	    {"outcome=\"credentials\"", (double)t->permanent},
+	    {"outcome=\"error\"", (double)(t->failed - t->timeouts - t->permanent)}};
+
+	metrics_samples(out, "receiver_upstream_calls_total", "counter",
+			"Trade API calls, by outcome.", calls, 4);
 	metrics_family(out, "receiver_upstream_call_milliseconds", "histogram",
 		       "Trade API call latency.");
 	metrics_histogram(out, "receiver_upstream_call_milliseconds", NULL, &t->latency_ms);
