@@ -44,18 +44,20 @@ static const int status_kinds[] = {200, 400, 401, 404, 405, 413, 415, 500, 503, 
 struct ingest {
 	const struct config *cfg;
 	struct store *store;
-	double audit_tokens; /* rejections that may still be audited */
-	int64_t audit_refilled_us;
-	size_t n_rows;	    /* one row per [[app]], in order, then one for no app */
-	uint64_t *requests; /* [n_rows][STATUS_KINDS] */
+	struct rate_limit audits; /* [server] max_rejections_per_s: audit rows */
+	struct rate_limit logs;	  /* the same, for push_rejected log lines */
+	size_t n_rows;		  /* one row per [[app]], in order, then one for no app */
+	uint64_t *requests;	  /* [n_rows][STATUS_KINDS] */
 	uint64_t signature_failures;
 	uint64_t rejections_not_audited; /* over [server] max_rejections_per_s */
+	uint64_t rejections_not_logged;
+	uint64_t unlogged; /* since the last push_rejected line */
 };
 
 static void count(struct ingest *in, int app_index, int status);
 static int check_push(struct delivery *d, struct evhttp_request *req, const struct app_config *app);
 static void reject(struct ingest *in, struct delivery *d, struct evhttp_request *req, int status);
-static bool audit_allowed(struct ingest *in);
+static void audit(struct ingest *in, struct delivery *d);
 static void push_done(struct delivery *d, int committed);
 static void audit_done(struct delivery *d, int committed);
 static struct delivery *delivery_new(struct ingest *in, struct evhttp_request *req,
@@ -83,8 +85,8 @@ ingest_new(const struct config *cfg, struct store *store)
 		free(in);
 		return NULL;
 	}
-	in->audit_tokens = cfg->server.max_rejections_per_s; /* a full bucket to start */
-	in->audit_refilled_us = util_mono_us();
+	rate_limit_init(&in->audits, cfg->server.max_rejections_per_s);
+	rate_limit_init(&in->logs, cfg->server.max_rejections_per_s);
 	return in;
 }
 
@@ -139,9 +141,7 @@ ingest_refused(struct ingest *in, const char *request_id)
 	d->refused_early = true;
 	count(in, -1, 413);
 	set_error(d, "body larger than max_body_bytes: refused before it was read");
-	d->done = audit_done;
-	log_event(LOG_INFO, "push_rejected", "request %s: 413 %s", d->request_id, d->error);
-	store_audit(in->store, d);
+	audit(in, d);
 }
 
 void
@@ -171,6 +171,9 @@ ingest_metrics(const struct ingest *in, struct evbuffer *out)
 	metrics_single(out, "receiver_signature_failures_total", "counter",
 		       "Pushes refused for a missing or wrong signature.",
 		       (double)in->signature_failures);
+	metrics_single(out, "receiver_rejections_not_logged_total", "counter",
+		       "Rejected requests beyond max_rejections_per_s: no push_rejected line.",
+		       (double)in->rejections_not_logged);
 	metrics_single(out, "receiver_rejections_not_audited_total", "counter",
 		       "Rejected requests beyond max_rejections_per_s: answered, not audited.",
 		       (double)in->rejections_not_audited);
@@ -246,42 +249,42 @@ reject(struct ingest *in, struct delivery *d, struct evhttp_request *req, int st
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
 	snprintf(text, sizeof(text), "%s\n", d->error);
 	http_reply(req, d->request_id, status, text);
-	log_event(LOG_INFO, "push_rejected", "request %s app %s: %d %s", d->request_id,
-		  d->app != NULL ? d->app : "-", status, d->error);
 	/* The parsed form is no longer needed; the excerpt is what is kept. */
 	form_free(&d->form);
-	d->done = audit_done;
 	d->owner = NULL;
-	if (!audit_allowed(in)) {
+	audit(in, d);
+}
+
+/*
+ * A rejection, already answered, is logged and audited - each at most
+ * [server] max_rejections_per_s times a second, whatever its status (a
+ * 413 included): a flood of junk is still answered and counted, but can
+ * neither fill the disk with audit rows nor drown the real errors in the
+ * log.  The next line that is written says how many were not.
+ */
+static void
+audit(struct ingest *in, struct delivery *d)
+{
+	char more[64] = "";
+
+	if (!rate_limit_allow(&in->logs)) {
+		in->rejections_not_logged++;
+		in->unlogged++;
+	} else {
+		if (in->unlogged > 0)
+			snprintf(more, sizeof(more), " (and %llu more not logged)",
+				 (unsigned long long)in->unlogged);
+		log_event(LOG_INFO, "push_rejected", "request %s app %s: %d %s%s", d->request_id,
+			  d->app != NULL ? d->app : "-", d->status, d->error, more);
+		in->unlogged = 0;
+	}
+	d->done = audit_done;
+	if (!rate_limit_allow(&in->audits)) {
 		in->rejections_not_audited++;
 		delivery_free(d);
 		return;
 	}
 	store_audit(in->store, d);
-}
-
-/*
- * A token bucket of [server] max_rejections_per_s: a flood of junk is
- * still answered, and counted, but cannot fill the disk with audit rows.
- * It is refilled on the monotonic clock, so a wall clock stepped back
- * cannot empty it.
- */
-static bool
-audit_allowed(struct ingest *in)
-{
-	double rate = in->cfg->server.max_rejections_per_s;
-	int64_t now = util_mono_us();
-
-	if (rate <= 0)
-		return true;
-	in->audit_tokens += rate * (double)(now - in->audit_refilled_us) / 1e6;
-	if (in->audit_tokens > rate)
-		in->audit_tokens = rate;
-	in->audit_refilled_us = now;
-	if (in->audit_tokens < 1)
-		return false;
-	in->audit_tokens -= 1;
-	return true;
 }
 
 static void

@@ -42,6 +42,31 @@ util_tv_ms(long ms)
 	return util_tv_us((int64_t)ms * 1000);
 }
 
+void
+rate_limit_init(struct rate_limit *rl, double rate)
+{
+	rl->rate = rate;
+	rl->tokens = rate;
+	rl->refilled_us = util_mono_us();
+}
+
+bool
+rate_limit_allow(struct rate_limit *rl)
+{
+	int64_t now = util_mono_us();
+
+	if (rl->rate <= 0)
+		return true;
+	rl->tokens += rl->rate * (double)(now - rl->refilled_us) / 1e6;
+	if (rl->tokens > rl->rate)
+		rl->tokens = rl->rate;
+	rl->refilled_us = now;
+	if (rl->tokens < 1)
+		return false;
+	rl->tokens -= 1;
+	return true;
+}
+
 long
 util_jitter(long ms)
 {

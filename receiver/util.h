@@ -10,6 +10,7 @@
 #ifndef RECEIVER_UTIL_H
 #define RECEIVER_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/time.h>
@@ -47,6 +48,21 @@ int64_t util_wall_us(void);
 /* MS milliseconds, or US microseconds (>= 0), as a struct timeval for libevent. */
 struct timeval util_tv_ms(long ms);
 struct timeval util_tv_us(int64_t us);
+
+/*
+ * A token bucket on the monotonic clock: RATE events a second, bursts of
+ * up to RATE; RATE <= 0 allows everything.  It starts full.
+ */
+struct rate_limit {
+	double rate;
+	double tokens;
+	int64_t refilled_us;
+};
+
+void rate_limit_init(struct rate_limit *rl, double rate);
+
+/* Take a token if there is one: true when the event may happen now. */
+bool rate_limit_allow(struct rate_limit *rl);
 
 /* A random duration in [ms/2, ms]: spreads retries of many processes. */
 long util_jitter(long ms);

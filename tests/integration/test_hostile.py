@@ -16,7 +16,7 @@ import unittest
 
 from fakeapi import make_certs
 from harness import (PG, SHOP, Receiver, envelope, free_port, new_msg_id, new_order_id,
-                     read_raw_response, request, signed_form, wait_for)
+                     raw_request, read_raw_response, request, signed_form, wait_for)
 
 
 class HostileTest(unittest.TestCase):
@@ -147,6 +147,61 @@ class HostileTest(unittest.TestCase):
         line = [l for l in body.decode().splitlines()
                 if l.startswith("receiver_rejections_not_audited_total ")][0]
         self.assertEqual(int(line.split()[1]), 400 - audited)
+
+
+    def rejected_log_lines(self):
+        return sum(1 for e in self.rx.log_events() if e.get("event") == "push_rejected")
+
+    def test_flood_of_oversized_bodies_is_capped_like_any_rejection(self):
+        # evhttp answers a body over max_body_bytes (4096 here) with 413 before
+        # any callback runs; its audit row and its log line are still capped
+        # by max_rejections_per_s, as every other rejection's.
+        mark = int(self.db.value("SELECT coalesce(max(id), 0) FROM deliveries"))
+        logged = self.rejected_log_lines()
+        body = signed_form(envelope(new_msg_id(), data={"pad": "y" * 8192}))
+        statuses = []
+        started = time.monotonic()
+        for _ in range(200):
+            with socket.create_connection(("127.0.0.1", self.rx.port), timeout=10) as s:
+                s.sendall(raw_request(self.rx.port, SHOP["path"], body))
+                statuses.append(read_raw_response(s)[0])
+        took = time.monotonic() - started
+        self.assertEqual(statuses, [413] * 200)
+        self.good_push_works()
+        time.sleep(0.5)
+        audited = int(self.db.value("SELECT count(*) FROM deliveries WHERE id > %d"
+                                    " AND http_status = 413" % mark))
+        cap = 20 + int(20 * took) + 1
+        self.assertGreater(audited, 0)
+        self.assertLessEqual(audited, cap, "%d audit rows of 413s in %.1f s" % (audited, took))
+        lines = self.rejected_log_lines() - logged
+        self.assertGreater(lines, 0)
+        self.assertLessEqual(lines, cap, "%d push_rejected lines in %.1f s" % (lines, took))
+
+    def test_flood_of_bad_signatures_is_logged_at_the_cap(self):
+        logged = self.rejected_log_lines()
+        started = time.monotonic()
+        conn = self.rx.connection()
+        for _ in range(300):
+            status, _, _ = request(
+                conn, SHOP["path"], signed_form(envelope(new_msg_id()), secret="forged"))
+            self.assertEqual(status, 401)
+        conn.close()
+        took = time.monotonic() - started
+        lines = self.rejected_log_lines() - logged
+        self.assertGreater(lines, 0)
+        self.assertLessEqual(lines, 20 + int(20 * took) + 1,
+                             "%d push_rejected lines in %.1f s" % (lines, took))
+        # Once the bucket refills, the next line says how many were not written.
+        time.sleep(0.2)
+        request(self.rx.connection(), SHOP["path"],
+                signed_form(envelope(new_msg_id()), secret="forged"))
+        last = [e for e in self.rx.log_events() if e.get("event") == "push_rejected"][-1]
+        self.assertRegex(last["msg"], r"\(and \d+ more not logged\)")
+        _, _, metrics = self.rx.get("/metrics")
+        line = [l for l in metrics.decode().splitlines()
+                if l.startswith("receiver_rejections_not_logged_total ")][0]
+        self.assertGreater(int(line.split()[1]), 0)
 
 
 class NativeTlsTest(unittest.TestCase):
