@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert(MESSAGE_MAX_FIELD_BYTES == 512, "the reasons below say 512 bytes");
+
 #define SEND_TIME_LEN  19			/* "YYYY-MM-DD HH:MM:SS" */
 #define GMT_BORN_LIMIT INT64_C(253402300800000) /* 10000-01-01T00:00:00Z in ms */
 
@@ -77,20 +79,28 @@ extract_type(const json_t *root, struct trade_event *ev)
 
 	if (!json_is_string(v) || json_string_length(v) == 0)
 		return "missing type";
+	if (json_string_length(v) > MESSAGE_MAX_FIELD_BYTES)
+		return "type longer than 512 bytes";
 	ev->type = strdup(json_string_value(v));
 	return ev->type != NULL ? NULL : "out of memory";
 }
 
-/* OBJ[KEY] copied if it is a string; anything else counts as absent. */
-static int
-dup_string(const json_t *obj, const char *key, char **out)
+/*
+ * OBJ[KEY] copied if it is a string; anything else counts as absent.
+ * Returns NULL, or why not: TOO_LONG beyond MESSAGE_MAX_FIELD_BYTES, or
+ * out of memory.
+ */
+static const char *
+dup_string(const json_t *obj, const char *key, const char *too_long, char **out)
 {
 	const json_t *v = json_object_get(obj, key);
 
 	if (!json_is_string(v))
-		return 0;
+		return NULL;
+	if (json_string_length(v) > MESSAGE_MAX_FIELD_BYTES)
+		return too_long;
 	*out = strdup(json_string_value(v));
-	return *out != NULL ? 0 : -1;
+	return *out != NULL ? NULL : "out of memory";
 }
 
 static void
@@ -244,17 +254,23 @@ extract(const json_t *root, struct trade_event *ev)
 		why = extract_type(root, ev);
 	if (why != NULL)
 		return why;
-	if (dup_string(root, "topicGroup", &ev->topic_group) < 0 ||
-	    dup_string(root, "topicName", &ev->topic_name) < 0 ||
-	    dup_string(root, "userInfo", &ev->user_info) < 0)
-		return "out of memory";
+	if ((why = dup_string(root, "topicGroup", "topicGroup longer than 512 bytes",
+			      &ev->topic_group)) != NULL ||
+	    (why = dup_string(root, "topicName", "topicName longer than 512 bytes",
+			      &ev->topic_name)) != NULL ||
+	    (why = dup_string(root, "userInfo", "userInfo longer than 512 bytes",
+			      &ev->user_info)) != NULL)
+		return why;
 	extract_gmt_born(root, ev);
 	data = json_object_get(root, "data");
 	/* A data string holding JSON is left alone: parsing it twice buys nothing. */
 	if (!json_is_object(data))
 		return NULL;
-	if (dup_string(data, "currentStatus", &ev->current_status) < 0 ||
-	    extract_send_time(data, &ev->msg_send_time) < 0)
+	why = dup_string(data, "currentStatus", "data.currentStatus longer than 512 bytes",
+			 &ev->current_status);
+	if (why != NULL)
+		return why;
+	if (extract_send_time(data, &ev->msg_send_time) < 0)
 		return "out of memory";
 	return extract_orders(data, ev);
 }

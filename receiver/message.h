@@ -28,6 +28,13 @@
 #include <jansson.h>
 
 #define MESSAGE_MAX_ORDERS 1000
+/*
+ * type, topicGroup, topicName, userInfo and data.currentStatus longer than
+ * this (in bytes, as UTF-8) are an error: genuine ones are a few dozen
+ * bytes, and trade_events.type is indexed (a btree entry holds ~2.7 KB),
+ * so a longer one could fail the whole batch it is in.
+ */
+#define MESSAGE_MAX_FIELD_BYTES 512
 
 struct trade_event {
 	int64_t msg_id;

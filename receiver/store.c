@@ -13,6 +13,16 @@
  * The connection itself (non-blocking libpq, reconnecting, schema check)
  * is db.c's.  When it is down the store refuses work at once, so clients
  * hear 503 instead of waiting.
+ *
+ * One delivery the server refuses (a value some constraint or index cannot
+ * take) would fail every batch it is in, and the pusher's retries would
+ * poison the batches after.  So a batch the server refused (STATUS_ERROR,
+ * not a lost connection) is not answered: its deliveries go back to the
+ * head of the queue as "suspects", and are sent again in batches of half
+ * the size, suspects only, the size doubling again after each success; a
+ * suspect that fails alone is the one at fault and hears 503 alone, the
+ * others commit and hear 200.  One culprit among N costs about 2 log2(N)
+ * statements.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +47,7 @@ struct store_stats {
 	uint64_t committed;	     /* deliveries in committed batches */
 	uint64_t refused;	     /* submit refused: unavailable or full */
 	uint64_t audits_dropped;     /* rejected-request rows not written */
+	uint64_t isolated;	     /* deliveries refused alone: answered 503 */
 	struct histogram batch_size; /* deliveries per transaction */
 	struct histogram commit_ms;  /* sending a batch to its end */
 };
@@ -52,6 +63,8 @@ struct store {
 	size_t batch_len;
 	struct evbuffer *json; /* the batch parameter, reused */
 	int64_t batch_sent_us;
+	size_t suspects; /* at the queue's head: from batches the server refused */
+	size_t split;	 /* while there are suspects: the largest batch of them */
 
 	bool draining;
 	void (*drained_cb)(void *);
@@ -67,6 +80,8 @@ static void kick(struct store *s);
 static void send_batch(struct store *s);
 static void batch_done(void *arg, enum status st, const PGresult *res, const char *error);
 static void fail_list(struct delivery_list *list, size_t *len);
+static void fail_queue(struct store *s);
+static void requeue(struct store *s, struct delivery_list *list, size_t n);
 static void check_drained(struct store *s);
 static void put_delivery(struct evbuffer *out, const struct delivery *d);
 static void put_event(struct evbuffer *out, const struct delivery *d);
@@ -153,6 +168,10 @@ store_metrics(const struct store *store, struct evbuffer *out)
 		       "Deliveries written in committed transactions.", (double)s->committed);
 	metrics_single(out, "receiver_refused_total", "counter",
 		       "Pushes answered 503: database away or queue full.", (double)s->refused);
+	metrics_single(out, "receiver_deliveries_isolated_total", "counter",
+		       "Pushes the database refused on their own (found by splitting their batch): "
+		       "answered 503 alone.",
+		       (double)s->isolated);
 	metrics_single(out, "receiver_audits_dropped_total", "counter",
 		       "Audit rows of rejected requests that could not be written.",
 		       (double)s->audits_dropped);
@@ -170,7 +189,7 @@ store_drain(struct store *s, void (*cb)(void *), void *arg)
 	s->drained_cb = cb;
 	s->drained_arg = arg;
 	if (!db_up(s->db))
-		fail_list(&s->queue, &s->queued);
+		fail_queue(s);
 	check_drained(s);
 }
 
@@ -183,7 +202,7 @@ store_free(struct store *s)
 	db_free(s->db);
 	s->db = NULL;
 	fail_list(&s->batch, &s->batch_len);
-	fail_list(&s->queue, &s->queued);
+	fail_queue(s);
 	if (s->json != NULL)
 		evbuffer_free(s->json);
 	free(s);
@@ -213,7 +232,7 @@ on_db_down(void *arg)
 {
 	struct store *s = arg;
 
-	fail_list(&s->queue, &s->queued);
+	fail_queue(s);
 	check_drained(s);
 }
 
@@ -231,7 +250,8 @@ kick(struct store *s)
 static void
 send_batch(struct store *s)
 {
-	size_t max = (size_t)s->cfg->max_batch;
+	size_t max = s->suspects == 0 ? (size_t)s->cfg->max_batch
+				      : (s->split < s->suspects ? s->split : s->suspects);
 	const char *param;
 	struct delivery *d;
 
@@ -256,7 +276,7 @@ send_batch(struct store *s)
 	}
 	s->batch_sent_us = util_mono_us();
 	if (db_query(s->db, INGEST_SQL, 1, &param, s->cfg->commit_timeout_ms, batch_done, s) < 0)
-		batch_done(s, STATUS_ERROR, NULL, "database busy");
+		batch_done(s, STATUS_UNAVAILABLE, NULL, "database busy");
 }
 
 /*
@@ -269,7 +289,7 @@ batch_done(void *arg, enum status st, const PGresult *res, const char *error)
 {
 	struct store *s = arg;
 	struct delivery_list done = TAILQ_HEAD_INITIALIZER(done);
-	size_t n = s->batch_len;
+	size_t n = s->batch_len, max = (size_t)s->cfg->max_batch;
 	int committed = st == STATUS_OK;
 	struct delivery *d;
 
@@ -280,18 +300,60 @@ batch_done(void *arg, enum status st, const PGresult *res, const char *error)
 	histogram_observe(&s->stats.batch_size, (double)n);
 	histogram_observe(&s->stats.commit_ms,
 			  (double)(util_mono_us() - s->batch_sent_us) / 1000.0);
+	if (!committed)
+		s->stats.batches_failed++;
+	if (!committed && st == STATUS_ERROR && n > 1) {
+		log_event(LOG_WARN, "batch_refused",
+			  "batch of %zu refused: %s; retrying in halves to find the delivery at "
+			  "fault",
+			  n, error);
+		s->split = n / 2;
+		requeue(s, &done, n);
+		kick(s);
+		return;
+	}
 	if (committed) {
 		s->stats.committed += n;
+		s->split = s->split * 2 < max ? s->split * 2 : max;
+	} else if (st == STATUS_ERROR) {
+		d = TAILQ_FIRST(&done);
+		s->stats.isolated++;
+		log_event(LOG_ERROR, "delivery_refused",
+			  "request %s (msgId %lld) answered 503 alone: the database refused it: %s",
+			  d->request_id, d->has_event ? (long long)d->event.msg_id : -1LL, error);
 	} else {
-		s->stats.batches_failed++;
 		log_event(LOG_ERROR, "batch_failed", "batch of %zu answered 503: %s", n, error);
 	}
+	s->suspects = s->suspects > n ? s->suspects - n : 0;
 	kick(s);
 	while ((d = TAILQ_FIRST(&done)) != NULL) {
 		TAILQ_REMOVE(&done, d, link);
 		d->done(d, committed);
 	}
 	check_drained(s);
+}
+
+/* LIST (N deliveries) back at the head of the queue, in order, as suspects. */
+static void
+requeue(struct store *s, struct delivery_list *list, size_t n)
+{
+	struct delivery *d;
+
+	while ((d = TAILQ_LAST(list, delivery_list)) != NULL) {
+		TAILQ_REMOVE(list, d, link);
+		TAILQ_INSERT_HEAD(&s->queue, d, link);
+	}
+	s->queued += n;
+	if (s->suspects < n)
+		s->suspects = n;
+}
+
+/* Every queued push hears 503: the database is away, or we are stopping. */
+static void
+fail_queue(struct store *s)
+{
+	fail_list(&s->queue, &s->queued);
+	s->suspects = 0;
 }
 
 static void

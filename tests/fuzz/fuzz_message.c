@@ -67,6 +67,13 @@ valid_str(const char *s)
 	return s == NULL || fuzz_valid_utf8(s, strlen(s));
 }
 
+/* Within what an index entry can hold (NULL: absent). */
+static bool
+short_str(const char *s)
+{
+	return s == NULL || strlen(s) <= MESSAGE_MAX_FIELD_BYTES;
+}
+
 static bool
 printable_ascii(const char *s)
 {
@@ -206,6 +213,8 @@ check_event(const struct trade_event *ev)
 	FUZZ_CHECK(ev->type != NULL && ev->type[0] != '\0');
 	FUZZ_CHECK(valid_str(ev->type) && valid_str(ev->topic_group) && valid_str(ev->topic_name) &&
 		   valid_str(ev->user_info) && valid_str(ev->current_status));
+	FUZZ_CHECK(short_str(ev->type) && short_str(ev->topic_group) && short_str(ev->topic_name) &&
+		   short_str(ev->user_info) && short_str(ev->current_status));
 	FUZZ_CHECK(ev->n_order_ids <= MESSAGE_MAX_ORDERS);
 	FUZZ_CHECK(ev->n_order_ids == 0 || ev->order_ids != NULL);
 	for (size_t i = 0; i < ev->n_order_ids; i++) {
@@ -256,7 +265,8 @@ check_members(const char *text, size_t size, json_t *root)
 	const char *key, *inner;
 	json_t *value, *sub;
 
-	json_object_foreach(root, key, value) {
+	json_object_foreach(root, key, value)
+	{
 		const char *path[2] = {key, NULL};
 		size_t start, n;
 
@@ -271,12 +281,13 @@ check_members(const char *text, size_t size, json_t *root)
 		}
 		if (!json_is_object(value))
 			continue;
-		json_object_foreach(value, inner, sub) {
+		json_object_foreach(value, inner, sub)
+		{
 			path[1] = inner;
 			if (json_member(text, size, path, 2, &start, &n) == 0) {
-				json_t *cut = json_loadb(text + start, n,
-							 JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
-							 NULL);
+				json_t *cut =
+				    json_loadb(text + start, n,
+					       JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
 
 				FUZZ_CHECK(cut != NULL && json_equal(cut, sub));
 				json_decref(cut);

@@ -9,6 +9,7 @@ them.  Run with tests/integration/run.py.
 
 import json
 import os
+import random
 import socket
 import struct
 import threading
@@ -893,10 +894,11 @@ class TestBackpressure(ReceiverTest):
 
 
 class TestStatementFailure(ReceiverTest):
-    """A statement failing mid-batch: the whole batch is answered 503 and
-    nothing of it is written; the next batch is fine."""
+    """A statement failing mid-batch because of one delivery: the batch is
+    split until that delivery fails alone; it hears 503 and nothing of it is
+    written, the others of its batch commit and hear 200."""
 
-    def test_failing_statement_fails_the_whole_batch_and_writes_nothing(self):
+    def test_refused_delivery_is_answered_alone_and_the_rest_commit(self):
         poison = new_msg_id()
         self.db.sql(
             "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
@@ -911,7 +913,8 @@ class TestStatementFailure(ReceiverTest):
                 results[m] = self.rx.push(envelope(m, order_id=new_order_id()), timeout=20)
 
             blocker = new_msg_id()
-            batch = [new_msg_id(), poison, new_msg_id()]
+            good = [new_msg_id() for _ in range(6)]
+            batch = good[:3] + [poison] + good[3:]
             with LockSession(self.db) as lock:
                 first = threading.Thread(target=client, args=(blocker,))
                 first.start()
@@ -920,26 +923,62 @@ class TestStatementFailure(ReceiverTest):
                 ts = [threading.Thread(target=client, args=(m,)) for m in batch]
                 for t in ts:
                     t.start()
-                time.sleep(0.3)  # all three queue for the same next batch
+                time.sleep(0.3)  # all seven queue for the same next batch
                 lock.release()
             for t in [first] + ts:
                 t.join(20)
             self.assertEqual(results[blocker][0], 200)
-            for m in batch:
-                self.assertEqual(results[m][0], 503, "msg %d in the failed batch" % m)
-                self.assertIsNotNone(results[m][1].get("Retry-After"))
+            self.assertIn("batch of 7 refused", self.rx.log_text(),
+                          "the seven were not in one batch: the test proves nothing")
+            self.assertEqual(results[poison][0], 503)
+            self.assertIsNotNone(results[poison][1].get("Retry-After"))
+            for m in good:
+                self.assertEqual(results[m][0], 200, "msg %d shared a batch with the culprit" % m)
             self.assertEqual(int(self.db.value(
-                "SELECT count(*) FROM trade_events WHERE msg_id = ANY(%s)" % sql_list(batch))),
-                0, "half of the failed batch was written")
+                "SELECT count(*) FROM trade_events WHERE msg_id = ANY(%s)" % sql_list(good))),
+                len(good), "the good ones of the refused batch were not written")
             self.assertEqual(int(self.db.value(
-                "SELECT count(*) FROM deliveries WHERE msg_id = ANY(%s)" % sql_list(batch))), 0)
+                "SELECT count(*) FROM trade_events WHERE msg_id = %d" % poison)), 0,
+                "part of the refused delivery was written")
+            self.assertEqual(int(self.db.value(
+                "SELECT count(*) FROM deliveries WHERE msg_id = %d" % poison)), 0)
             self.assertIn("injected failure", self.rx.log_text())
-            # The pusher retries; the good ones go through, alone.
-            for m in (batch[0], batch[2]):
+            refused = [e for e in self.rx.log_events() if e.get("event") == "delivery_refused"]
+            self.assertEqual(len(refused), 1)
+            self.assertIn("msgId %d" % poison, refused[0]["msg"])
+            _, _, metrics = self.rx.get("/metrics")
+            self.assertIn(b"\nreceiver_deliveries_isolated_total 1\n", metrics)
+            # The pusher retries: the culprit alone fails again, the others are duplicates.
+            self.assertEqual(self.rx.push(envelope(poison, order_id=new_order_id()))[0], 503)
+            for m in (good[0], good[-1]):
                 self.assertSuccess(self.rx.push(envelope(m, order_id=new_order_id())))
             self.assertEqual(self.rx.get("/readyz")[0], 200)
         finally:
             self.db.sql("DROP TRIGGER poison ON trade_event_orders; DROP FUNCTION poison()")
+
+    def test_overlong_type_is_a_400_not_a_failed_batch(self):
+        # trade_events.type is indexed; a btree entry holds ~2.7 KB, so a
+        # longer type would fail its batch.  It is refused at parse time.
+        m = new_msg_id()
+        # 3000 random CJK characters (9000 bytes): incompressible, or PostgreSQL
+        # would compress the index entry below the limit.
+        rnd = random.Random(m)
+        long_type = "".join(chr(0x4e00 + rnd.getrandbits(13)) for _ in range(3000))
+        status, headers, body = self.rx.push(envelope(m, type=long_type,
+                                                      order_id=new_order_id()))
+        self.assertEqual((status, body), (400, b"type longer than 512 bytes\n"))
+        self.assertIsNone(self.event(m))
+        rid = headers["X-Request-Id"]
+        wait_for(lambda: self.db.value("SELECT count(*) FROM deliveries WHERE request_id = '%s'"
+                                       % rid) == "1", 10, what="the 400's audit row")
+        self.assertEqual(self.db.value(
+            "SELECT http_status || ' ' || error FROM deliveries WHERE request_id = '%s'" % rid),
+            "400 type longer than 512 bytes")
+        # The longest type accepted is stored, and indexed, fine.
+        m = new_msg_id()
+        self.assertSuccess(self.rx.push(envelope(m, type="T" * 512, order_id=new_order_id())))
+        self.assertEqual(self.db.value(
+            "SELECT length(type) FROM trade_events WHERE msg_id = %d" % m), "512")
 
 
 class TestSlowClient(ReceiverTest):

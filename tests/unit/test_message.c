@@ -719,15 +719,55 @@ test_free_zeroed(void)
 	CHECK(ev.type == NULL && ev.n_order_ids == 0);
 }
 
-CHECK_MAIN("message", CHECK_TEST(test_order_pay_vector), CHECK_TEST(test_order_buyer_view_topics),
-	   CHECK_TEST(test_batch_pay), CHECK_TEST(test_logistics_trace),
-	   CHECK_TEST(test_logistics_mail_no_change), CHECK_TEST(test_product_topic_names_no_order),
-	   CHECK_TEST(test_unknown_topic), CHECK_TEST(test_msg_id_forms),
-	   CHECK_TEST(test_type_required), CHECK_TEST(test_optional_strings_of_other_types),
-	   CHECK_TEST(test_not_an_object), CHECK_TEST(test_invalid_json),
-	   CHECK_TEST(test_invalid_utf8_and_nul), CHECK_TEST(test_raw_nul_after_token),
-	   CHECK_TEST(test_big_number_elsewhere), CHECK_TEST(test_big_number_ids),
-	   CHECK_TEST(test_strings_untouched_by_sanitizer),
+/* Strings an index or a batch could choke on are refused: a clear 400. */
+static void
+test_field_lengths_are_bounded(void)
+{
+	char json[4096], pad[MESSAGE_MAX_FIELD_BYTES + 2];
+	struct trade_event ev;
+	char wide[3 * 171 + 1] = "";
+
+	memset(pad, 'T', sizeof(pad) - 1);
+	pad[MESSAGE_MAX_FIELD_BYTES] = '\0'; /* exactly the limit: fine */
+	snprintf(json, sizeof(json), "{\"msgId\":1,\"type\":\"%s\",\"data\":{}}", pad);
+	CHECK_INT(parse(json, &ev), 0);
+	CHECK_INT(strlen(ev.type), MESSAGE_MAX_FIELD_BYTES);
+	trade_event_free(&ev);
+	pad[MESSAGE_MAX_FIELD_BYTES] = 'T'; /* one byte more */
+	pad[MESSAGE_MAX_FIELD_BYTES + 1] = '\0';
+	snprintf(json, sizeof(json), "{\"msgId\":1,\"type\":\"%s\"}", pad);
+	CHECK_STR(parse_err(json), "type longer than 512 bytes");
+	snprintf(json, sizeof(json), "{\"msgId\":1,\"type\":\"X\",\"userInfo\":\"%s\"}", pad);
+	CHECK_STR(parse_err(json), "userInfo longer than 512 bytes");
+	snprintf(json, sizeof(json), "{\"msgId\":1,\"type\":\"X\",\"topicGroup\":\"%s\"}", pad);
+	CHECK_STR(parse_err(json), "topicGroup longer than 512 bytes");
+	snprintf(json, sizeof(json), "{\"msgId\":1,\"type\":\"X\",\"topicName\":\"%s\"}", pad);
+	CHECK_STR(parse_err(json), "topicName longer than 512 bytes");
+	snprintf(json, sizeof(json),
+		 "{\"msgId\":1,\"type\":\"X\",\"data\":{\"currentStatus\":\"%s\"}}", pad);
+	CHECK_STR(parse_err(json), "data.currentStatus longer than 512 bytes");
+	/* Bytes, not characters: 171 three-byte characters are 513 bytes. */
+	for (int i = 0; i < 171; i++)
+		strcat(wide, "\xe4\xb8\xad");
+	snprintf(json, sizeof(json), "{\"msgId\":1,\"type\":\"%s\"}", wide);
+	CHECK_STR(parse_err(json), "type longer than 512 bytes");
+	/* ... also when written as escapes. */
+	strcpy(json, "{\"msgId\":1,\"type\":\"");
+	for (int i = 0; i < 171; i++)
+		strcat(json, "\\u4e2d");
+	strcat(json, "\"}");
+	CHECK_STR(parse_err(json), "type longer than 512 bytes");
+}
+
+CHECK_MAIN("message", CHECK_TEST(test_field_lengths_are_bounded), CHECK_TEST(test_order_pay_vector),
+	   CHECK_TEST(test_order_buyer_view_topics), CHECK_TEST(test_batch_pay),
+	   CHECK_TEST(test_logistics_trace), CHECK_TEST(test_logistics_mail_no_change),
+	   CHECK_TEST(test_product_topic_names_no_order), CHECK_TEST(test_unknown_topic),
+	   CHECK_TEST(test_msg_id_forms), CHECK_TEST(test_type_required),
+	   CHECK_TEST(test_optional_strings_of_other_types), CHECK_TEST(test_not_an_object),
+	   CHECK_TEST(test_invalid_json), CHECK_TEST(test_invalid_utf8_and_nul),
+	   CHECK_TEST(test_raw_nul_after_token), CHECK_TEST(test_big_number_elsewhere),
+	   CHECK_TEST(test_big_number_ids), CHECK_TEST(test_strings_untouched_by_sanitizer),
 	   CHECK_TEST(test_quoting_never_repairs_invalid_json),
 	   CHECK_TEST(test_number_out_of_range), CHECK_TEST(test_gmt_born_range),
 	   CHECK_TEST(test_msg_send_time), CHECK_TEST(test_invalid_order_ids_skipped),
