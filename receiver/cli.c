@@ -4,7 +4,9 @@
  * `reconcile` and `sweep` run the daemon's own reconciler (reconcile.c) in
  * a private event loop until their work is done, so a one-off fetch
  * applies a record exactly as the daemon would.  `jobs` is a few blocking
- * queries: this is command-line code, not the serving path.
+ * queries (over db_connect_blocking, with the daemon's pinned settings:
+ * last_error may hold any text): this is command-line code, not the
+ * serving path.
  *
  * Exit status: 0 when everything asked for succeeded, 1 when some of it
  * failed, 2 on bad usage.
@@ -20,6 +22,7 @@
 #include <libpq-fe.h>
 
 #include "cli.h"
+#include "db.h"
 #include "form.h"
 #include "message.h"
 #include "migrate.h"
@@ -105,7 +108,7 @@ cli_sweep(const struct config *cfg, const struct cli_args *args)
 int
 cli_jobs(const struct config *cfg, const struct cli_args *args)
 {
-	PGconn *conn = PQconnectdb(cfg->database.url);
+	PGconn *conn = db_connect_blocking(cfg->database.url);
 	int rc = 0;
 
 	if (PQstatus(conn) != CONNECTION_OK) {

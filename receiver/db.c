@@ -4,13 +4,25 @@
  * The connection is a small explicit state machine, in the manner of Kore's
  * pgsql.c:
  *
- *   DOWN --timer--> CONNECTING --PQconnectPoll ok--> SETUP --schema ok--> IDLE
+ *   DOWN --timer--> CONNECTING --PQconnectPoll ok--> SETUP --settings, schema ok--> IDLE
  *   IDLE --db_query--> BUSY --PQgetResult == NULL--> IDLE
  *   any state --error--> DOWN (the query in flight fails, retry later)
  *
- * SETUP runs one internal query: the schema version check, followed by the
- * LISTEN commands, so a receiver never writes into a schema older than it
- * was built for and never misses a notification after a reconnect.
+ * Every connection pins, in its startup packet, the settings the receiver's
+ * promises rest on (connect_params): synchronous_commit=on, so that COMMIT
+ * returns only once its WAL is flushed and a 200 means durable, and
+ * client_encoding=UTF8, the encoding of what it sends and reads.  Startup
+ * options take precedence over ALTER DATABASE and ALTER ROLE ... SET, so a
+ * DBA's default cannot undo them.
+ *
+ * SETUP runs one internal round trip: the session's settings as the server
+ * has them (server_encoding, synchronous_commit, client_encoding), the
+ * schema version, then the LISTEN commands.  A database not in UTF8 (jsonb
+ * refuses a \u escape beyond ASCII there, failing a whole batch), a
+ * session whose pins did not hold (a pooler dropping startup options) or a
+ * schema older than the binary leaves the connection down, retried with
+ * backoff: a receiver never writes where its promises do not hold, and
+ * never misses a notification after a reconnect.
  *
  * The socket is watched with one persistent read event once connected
  * (results, notifications and a server that hangs up all arrive that way)
@@ -42,6 +54,16 @@
 #define RETRY_MAX_MS 5000
 #define MAX_CHANNELS 4
 #define CHANNEL_MAX  64
+#define SETTING_MAX  32
+
+/* Appended to the URL's own startup options, so that they win. */
+#define PINNED_OPTIONS	"-c synchronous_commit=on"
+#define PINNED_ENCODING "UTF8"
+
+/* The first statement of SETUP's round trip: three columns, one row. */
+#define SETTINGS_SQL                                                                               \
+	"SELECT current_setting('server_encoding'), current_setting('synchronous_commit'),"        \
+	" current_setting('client_encoding')"
 
 /*
  * A lookup's callback argument lives apart from the db: cancelling a
@@ -83,6 +105,11 @@ struct db {
 
 	int schema_version; /* needed */
 	int schema_found;
+	/* The session as the server reported it in SETUP ("" until then). */
+	char server_encoding[SETTING_MAX];
+	char synchronous_commit[SETTING_MAX];
+	char client_encoding[SETTING_MAX];
+	char why_refused[128]; /* why_down when SETUP refused the settings */
 	char channels[MAX_CHANNELS][CHANNEL_MAX];
 	int n_channels;
 
@@ -97,9 +124,13 @@ static void connect_begin(struct db *db);
 static void connect_start(struct db *db, const char *hostaddr);
 static void on_resolved(int result, struct evutil_addrinfo *ai, void *arg);
 static char *host_to_resolve(const char *conninfo);
+static char *conninfo_value(const char *conninfo, const char *keyword);
+static PGconn *connect_params(const char *conninfo, const char *hostaddr, bool blocking);
 static void cancel_lookup(struct db *db);
 static void connect_poll(struct db *db);
 static void setup(struct db *db);
+static void setup_result(struct db *db, const PGresult *res);
+static const char *settings_refused(struct db *db);
 static void setup_finished(struct db *db);
 static void go_down(struct db *db, enum status st, const char *why, const char *detail);
 static void on_posted(evutil_socket_t fd, short what, void *arg);
@@ -319,15 +350,7 @@ cancel_lookup(struct db *db)
 static void
 connect_start(struct db *db, const char *hostaddr)
 {
-	if (hostaddr == NULL) {
-		db->conn = PQconnectStart(db->cfg->url);
-	} else {
-		const char *const keywords[] = {"dbname", "hostaddr", NULL};
-		const char *const values[] = {db->cfg->url, hostaddr, NULL};
-
-		/* expand_dbname: the URL's own settings, then hostaddr on top. */
-		db->conn = PQconnectStartParams(keywords, values, 1);
-	}
+	db->conn = connect_params(db->cfg->url, hostaddr, false);
 	if (db->conn == NULL || PQstatus(db->conn) == CONNECTION_BAD) {
 		go_down(db, STATUS_UNAVAILABLE, "database unreachable",
 			db->conn != NULL ? PQerrorMessage(db->conn) : "out of memory");
@@ -340,6 +363,53 @@ connect_start(struct db *db, const char *hostaddr)
 }
 
 /*
+ * libpq's connection to CONNINFO, started (PQconnectStartParams) or, when
+ * BLOCKING, made (PQconnectdbParams), with the pins on top of CONNINFO's
+ * own settings (expand_dbname: later keywords win), and HOSTADDR when not
+ * NULL.  An explicit options value hides the URL's and $PGOPTIONS, so
+ * those come first in it and the pin after them, to win.  NULL when out of
+ * memory.
+ */
+static PGconn *
+connect_params(const char *conninfo, const char *hostaddr, bool blocking)
+{
+	char *own = conninfo_value(conninfo, "options");
+	const char *before = own != NULL && *own != '\0' ? own : getenv("PGOPTIONS");
+	size_t len = (before != NULL ? strlen(before) + 1 : 0) + sizeof(PINNED_OPTIONS);
+	char *options = malloc(len);
+	PGconn *conn = NULL;
+
+	if (options != NULL) {
+		const char *const keywords[] = {"dbname", "options", "client_encoding", "hostaddr",
+						NULL};
+		const char *const values[] = {conninfo, options, PINNED_ENCODING, hostaddr, NULL};
+
+		snprintf(options, len, "%s%s%s", before != NULL ? before : "",
+			 before != NULL ? " " : "", PINNED_OPTIONS);
+		conn = blocking ? PQconnectdbParams(keywords, values, 1)
+				: PQconnectStartParams(keywords, values, 1);
+	}
+	free(options);
+	free(own);
+	return conn;
+}
+
+PGconn *
+db_connect_blocking(const char *conninfo)
+{
+	return connect_params(conninfo, NULL, true);
+}
+
+bool
+db_encoding_refused(const char *server_encoding, char *why, size_t cap)
+{
+	if (strcmp(server_encoding, PINNED_ENCODING) == 0)
+		return false;
+	snprintf(why, cap, "database encoding is %s, not %s", server_encoding, PINNED_ENCODING);
+	return true;
+}
+
+/*
  * The one host name in CONNINFO that needs a lookup, or NULL: none when
  * hostaddr is given, the host is an address or a socket directory, or
  * several hosts are listed (libpq then tries them in turn itself).
@@ -347,23 +417,33 @@ connect_start(struct db *db, const char *hostaddr)
 static char *
 host_to_resolve(const char *conninfo)
 {
-	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL), *o;
-	const char *host = NULL, *hostaddr = NULL;
+	char *host = conninfo_value(conninfo, "host");
+	char *hostaddr = conninfo_value(conninfo, "hostaddr");
 	unsigned char buf[sizeof(struct in6_addr)];
-	char *name = NULL;
 
-	for (o = opts; o != NULL && o->keyword != NULL; o++) {
-		if (strcmp(o->keyword, "host") == 0)
-			host = o->val;
-		else if (strcmp(o->keyword, "hostaddr") == 0)
-			hostaddr = o->val;
+	if (host == NULL || *host == '\0' || (hostaddr != NULL && *hostaddr != '\0') ||
+	    host[0] == '/' || host[0] == '@' || strchr(host, ',') != NULL ||
+	    evutil_inet_pton(AF_INET, host, buf) == 1 ||
+	    evutil_inet_pton(AF_INET6, host, buf) == 1) {
+		free(host);
+		host = NULL;
 	}
-	if (host != NULL && *host != '\0' && (hostaddr == NULL || *hostaddr == '\0') &&
-	    host[0] != '/' && host[0] != '@' && strchr(host, ',') == NULL &&
-	    evutil_inet_pton(AF_INET, host, buf) != 1 && evutil_inet_pton(AF_INET6, host, buf) != 1)
-		name = strdup(host);
+	free(hostaddr);
+	return host;
+}
+
+/* KEYWORD's value in CONNINFO (a copy to free), or NULL: not set, or CONNINFO unparsable. */
+static char *
+conninfo_value(const char *conninfo, const char *keyword)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL), *o;
+	char *value = NULL;
+
+	for (o = opts; o != NULL && o->keyword != NULL; o++)
+		if (strcmp(o->keyword, keyword) == 0 && o->val != NULL)
+			value = strdup(o->val);
 	PQconninfoFree(opts);
-	return name;
+	return value;
 }
 
 static void
@@ -393,18 +473,24 @@ connect_poll(struct db *db)
 	}
 }
 
-/* Check the schema version and (re)issue the LISTENs, in one round trip. */
+/*
+ * Read the session's settings and the schema version, and (re)issue the
+ * LISTENs, in one round trip.  The settings come first: a database in the
+ * wrong encoding is refused for that even when it has no schema yet.
+ */
 static void
 setup(struct db *db)
 {
-	char sql[64 + MAX_CHANNELS * (CHANNEL_MAX + 12)];
-	size_t n = (size_t)snprintf(sql, sizeof(sql), "%s;", SCHEMA_VERSION_SQL);
+	char sql[sizeof(SETTINGS_SQL) + sizeof(SCHEMA_VERSION_SQL) +
+		 MAX_CHANNELS * (CHANNEL_MAX + 12)];
+	size_t n = (size_t)snprintf(sql, sizeof(sql), "%s;%s;", SETTINGS_SQL, SCHEMA_VERSION_SQL);
 
 	for (int i = 0; i < db->n_channels; i++)
 		n += (size_t)snprintf(sql + n, sizeof(sql) - n, "LISTEN \"%s\";", db->channels[i]);
 	db->state = DB_SETUP;
 	db->why_down = "checking the schema version";
 	db->schema_found = -1;
+	db->server_encoding[0] = db->synchronous_commit[0] = db->client_encoding[0] = '\0';
 	db->error[0] = '\0';
 	if (PQsendQuery(db->conn, sql) != 1) {
 		go_down(db, STATUS_UNAVAILABLE, "database connection lost",
@@ -414,9 +500,62 @@ setup(struct db *db)
 	flush_output(db);
 }
 
+/* One result of SETUP's round trip: the settings (3 columns) or the schema version (1). */
+static void
+setup_result(struct db *db, const PGresult *res)
+{
+	if (PQntuples(res) != 1)
+		return;
+	if (PQnfields(res) == 3) {
+		snprintf(db->server_encoding, SETTING_MAX, "%s", PQgetvalue(res, 0, 0));
+		snprintf(db->synchronous_commit, SETTING_MAX, "%s", PQgetvalue(res, 0, 1));
+		snprintf(db->client_encoding, SETTING_MAX, "%s", PQgetvalue(res, 0, 2));
+	} else if (PQnfields(res) == 1) {
+		db->schema_found = atoi(PQgetvalue(res, 0, 0));
+	}
+}
+
+/*
+ * What is wrong with the session's settings as the server reported them,
+ * for people, or NULL; the short reason is in db->why_refused.  The pins
+ * make the session's own settings right, so only a database made in
+ * another encoding, or something between the receiver and the server that
+ * drops startup options (a pooler), gets a refusal.  Any synchronous_commit
+ * but off waits for the local WAL flush before COMMIT returns.
+ */
+static const char *
+settings_refused(struct db *db)
+{
+	const size_t cap = sizeof(db->why_refused);
+
+	if (db->server_encoding[0] == '\0')
+		return NULL; /* not read: the error says why */
+	if (db_encoding_refused(db->server_encoding, db->why_refused, cap))
+		return DB_ENCODING_HINT;
+	if (strcmp(db->synchronous_commit, "off") == 0) {
+		snprintf(db->why_refused, cap, "database session has synchronous_commit off");
+		return "a 200 would precede the WAL flush: is something dropping the startup "
+		       "options?";
+	}
+	if (strcmp(db->client_encoding, PINNED_ENCODING) != 0) {
+		snprintf(db->why_refused, cap, "database session's client_encoding is %s, not %s",
+			 db->client_encoding, PINNED_ENCODING);
+		return "text would be converted: is something dropping the startup options?";
+	}
+	return NULL;
+}
+
 static void
 setup_finished(struct db *db)
 {
+	const char *refused = settings_refused(db);
+
+	if (refused != NULL) {
+		log_event(LOG_ERROR, "db_settings_refused", "%s: %s: %s", db->name, db->why_refused,
+			  refused);
+		go_down(db, STATUS_UNAVAILABLE, db->why_refused, NULL);
+		return;
+	}
 	if (db->error[0] != '\0' || db->schema_found < db->schema_version) {
 		log_event(LOG_ERROR, "db_schema_outdated",
 			  "%s: database schema is at version %d, this receiver needs %d: run "
@@ -430,8 +569,11 @@ setup_finished(struct db *db)
 	event_del(db->ev_timer);
 	db->state = DB_IDLE;
 	db->retry_ms = RETRY_MIN_MS;
-	log_event(LOG_INFO, "db_connected", "%s: connected, schema version %d", db->name,
-		  db->schema_found);
+	log_event(LOG_INFO, "db_connected",
+		  "%s: connected, schema version %d, server_encoding %s, synchronous_commit %s, "
+		  "client_encoding %s",
+		  db->name, db->schema_found, db->server_encoding, db->synchronous_commit,
+		  db->client_encoding);
 	if (db->handlers.up != NULL)
 		db->handlers.up(db->arg);
 }
@@ -616,8 +758,8 @@ read_results(struct db *db)
 		if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
 			if (db->error[0] == '\0')
 				first_line(db->error, sizeof(db->error), PQresultErrorMessage(res));
-		} else if (db->state == DB_SETUP && st == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-			db->schema_found = atoi(PQgetvalue(res, 0, 0));
+		} else if (db->state == DB_SETUP && st == PGRES_TUPLES_OK) {
+			setup_result(db, res);
 		}
 		PQclear(db->last);
 		db->last = res;

@@ -2,18 +2,21 @@
  * db.h - one PostgreSQL connection driven by the event loop.
  *
  * libpq in non-blocking mode with its socket in the libevent loop: the
- * connection is made with PQconnectStart/PQconnectPoll, checked for the
- * schema version the code needs, and remade with backoff whenever it is
- * lost.  One query runs at a time; its callback gets the final result once
- * the server has finished the query (ReadyForQuery), which for a statement
- * outside BEGIN means: after its transaction committed.  LISTEN channels
- * are re-issued on every new connection and notifications delivered as
- * they arrive.  The event loop never waits on the database.
+ * connection is made with PQconnectStartParams/PQconnectPoll, pinning the
+ * session settings the receiver's promises rest on, checked for them, for
+ * the database's encoding and for the schema version the code needs, and
+ * remade with backoff whenever it is lost.  One query runs at a time; its
+ * callback gets the final result once the server has finished the query
+ * (ReadyForQuery), which for a statement outside BEGIN means: after its
+ * transaction committed.  LISTEN channels are re-issued on every new
+ * connection and notifications delivered as they arrive.  The event loop
+ * never waits on the database.
  */
 #ifndef RECEIVER_DB_H
 #define RECEIVER_DB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <event2/event.h>
 #include <libpq-fe.h>
@@ -56,7 +59,7 @@ void db_listen(struct db *db, const char *channel);
 bool db_idle(const struct db *db);
 bool db_up(const struct db *db);
 
-/* Why not up, for /readyz: a short static text. */
+/* Why not up, for /readyz: a short text DB owns, to copy before the next loop turn. */
 const char *db_state_text(const struct db *db);
 
 /*
@@ -70,5 +73,22 @@ int db_query(struct db *db, const char *sql, int nparams, const char *const *par
 
 /* Close and free; a query in flight gets STATUS_SHUTDOWN, at once. */
 void db_free(struct db *db);
+
+/*
+ * A blocking connection to CONNINFO, with the settings every connection of
+ * the receiver pins (db.c: synchronous_commit on, client_encoding UTF8):
+ * for command-line tools only.  Check it with PQstatus(); PQfinish() it.
+ */
+PGconn *db_connect_blocking(const char *conninfo);
+
+/*
+ * Message text is stored as UTF-8, and jsonb turns a \u escape beyond
+ * ASCII into a character only in a UTF8 database: true, with a one-line
+ * reason naming SERVER_ENCODING in WHY, when the database is in another.
+ */
+bool db_encoding_refused(const char *server_encoding, char *why, size_t cap);
+
+/* What to do about it, for the log and `receiver migrate`. */
+#define DB_ENCODING_HINT "message text is stored as UTF-8: create the database with ENCODING 'UTF8'"
 
 #endif

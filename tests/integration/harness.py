@@ -343,10 +343,11 @@ class Cluster:
             rows.append(tuple(None if c == "\\N" else c for c in line.split("\t")))
         return rows
 
-    def create_database(self, hint):
+    def create_database(self, hint, options=""):
+        """A fresh database; OPTIONS is more of CREATE DATABASE (ENCODING ...)."""
         self.ensure()
         name = ("t%d_%s" % (next(self._dbs), hint.lower()))[:63]
-        self.psql("postgres", 'CREATE DATABASE "%s"' % name)
+        self.psql("postgres", 'CREATE DATABASE "%s" %s' % (name, options))
         return Database(self, name)
 
 
