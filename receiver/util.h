@@ -10,6 +10,7 @@
 #ifndef RECEIVER_UTIL_H
 #define RECEIVER_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/time.h>
@@ -58,5 +59,12 @@ long util_jitter(long ms);
  */
 int util_split_hostport(const char *addr, char *host, size_t hostcap, const char **port,
 			const char **why);
+
+/*
+ * Block (BLOCK true) or unblock SIGHUP in this single-threaded process.
+ * Its default action is to terminate: main() blocks it first thing, and
+ * only a loop that handles it unblocks it (server.c).
+ */
+void util_block_sighup(bool block);
 
 #endif
