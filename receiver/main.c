@@ -13,11 +13,20 @@
  *
  * Exit status: 0 on success, 1 on a runtime failure, 2 (EXIT_USAGE) on bad
  * usage or a bad configuration, always with a one-line reason on stderr.
+ *
+ * Before anything else, main() makes the process safe to hold secrets in
+ * (every command reads them): no core dump (RLIMIT_CORE 0, and not
+ * dumpable, which also keeps other processes of the same user from
+ * ptrace or reading its memory), and SIGHUP blocked, since its default
+ * action would kill a daemon reloaded before its handler exists; server.c
+ * unblocks it once its loop handles it, a one-off command never does.
  */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include "cli.h"
 #include "config.h"
@@ -106,6 +115,7 @@ static void usage(FILE *out);
 static int parse_args(int argc, char **argv, int first, const char **file, struct cli_args *args);
 static unsigned options_given(const struct cli_args *args);
 static int run(const struct command *c, const char *file, const struct cli_args *args);
+static int protect(void);
 
 int
 main(int argc, char **argv)
@@ -115,6 +125,8 @@ main(int argc, char **argv)
 	struct cli_args args = {0};
 	int first = 1, rc;
 
+	if (protect() < 0)
+		return 1;
 	if (argc > 1 && argv[1][0] != '-') {
 		c = find(argv[1]);
 		first = 2;
@@ -134,6 +146,20 @@ main(int argc, char **argv)
 		rc = run(c, file, &args);
 	free(args.rest);
 	return rc;
+}
+
+/* See the top of the file; -1 (said on stderr) when it cannot be done. */
+static int
+protect(void)
+{
+	const struct rlimit no_core = {0, 0};
+
+	util_block_sighup(true);
+	if (setrlimit(RLIMIT_CORE, &no_core) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+		perror("receiver: cannot disable core dumps");
+		return -1;
+	}
+	return 0;
 }
 
 static const struct command *

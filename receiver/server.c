@@ -6,6 +6,12 @@
  * listening socket, let the store commit what is queued (new pushes are
  * answered 503), then give the loop a moment to write the last replies
  * before the connections are closed.  A deadline bounds the whole thing.
+ *
+ * SIGHUP arrives blocked (main.c): a worker unblocks it once its loop has
+ * the event for it, and blocks it again before that event goes, so a
+ * reload never meets the default action (terminate).  The supervisor
+ * reloads too before it passes the signal on: a worker it restarts later
+ * starts from the secrets in force, not from those read at start.
  */
 #include <errno.h>
 #include <signal.h>
@@ -51,6 +57,8 @@ static void stop_all(pid_t *pids, int n, bool *stopping);
 static void seed_jitter(void);
 static int worker_run(struct config *cfg, int index);
 static int worker_init(struct worker *w, struct config *cfg, bool reconciles);
+static int watch_signals(struct worker *w);
+static void reload(struct config *cfg);
 static void worker_free(struct worker *w);
 static void on_signal(evutil_socket_t sig, short what, void *arg);
 static void on_reload(evutil_socket_t sig, short what, void *arg);
@@ -93,6 +101,8 @@ supervise(struct config *cfg)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, &old);
+	/* A worker is born with SIGHUP blocked, whatever main() did. */
+	sigaddset(&old, SIGHUP);
 	for (int i = 0; i < n; i++) {
 		pids[i] = spawn(cfg, i, &old);
 		started[i] = util_mono_us();
@@ -132,6 +142,7 @@ supervise(struct config *cfg)
 				rc = 0;
 			}
 		} else if (sig == SIGHUP) {
+			reload(cfg);
 			for (int i = 0; i < n; i++)
 				if (pids[i] > 0)
 					kill(pids[i], SIGHUP);
@@ -245,16 +256,28 @@ worker_init(struct worker *w, struct config *cfg, bool reconciles)
 			return -1;
 		}
 	}
+	if (w->http == NULL)
+		return -1;
+	return watch_signals(w);
+}
+
+/*
+ * libevent 2.1 catches a signal with sigaction() and a socket pair, not
+ * signalfd: a SIGHUP pending while blocked is delivered to its handler at
+ * the unblock, and the loop reloads on its first turn.
+ */
+static int
+watch_signals(struct worker *w)
+{
 	w->ev_sigterm = evsignal_new(w->base, SIGTERM, on_signal, w);
 	w->ev_sigint = evsignal_new(w->base, SIGINT, on_signal, w);
 	w->ev_sighup = evsignal_new(w->base, SIGHUP, on_reload, w);
 	w->ev_deadline = evtimer_new(w->base, on_deadline, w);
-	if (w->http == NULL || w->ev_sigterm == NULL || w->ev_sigint == NULL ||
-	    w->ev_sighup == NULL || w->ev_deadline == NULL)
+	if (w->ev_sigterm == NULL || w->ev_sigint == NULL || w->ev_sighup == NULL ||
+	    w->ev_deadline == NULL || evsignal_add(w->ev_sigterm, NULL) < 0 ||
+	    evsignal_add(w->ev_sigint, NULL) < 0 || evsignal_add(w->ev_sighup, NULL) < 0)
 		return -1;
-	evsignal_add(w->ev_sigterm, NULL);
-	evsignal_add(w->ev_sigint, NULL);
-	evsignal_add(w->ev_sighup, NULL);
+	util_block_sighup(false);
 	return 0;
 }
 
@@ -276,6 +299,8 @@ worker_free(struct worker *w)
 		event_free(w->ev_sigterm);
 	if (w->ev_sigint != NULL)
 		event_free(w->ev_sigint);
+	/* Freeing the event restores the default action. */
+	util_block_sighup(true);
 	if (w->ev_sighup != NULL)
 		event_free(w->ev_sighup);
 	if (w->ev_deadline != NULL)
@@ -307,31 +332,38 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 /*
  * Rotation without downtime: only secrets and the log level change, in
  * place, between two events; connections and pushes in flight carry on.
- * A file that no longer loads changes nothing.
  */
 static void
 on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct worker *w = arg;
+
+	(void)sig;
+	(void)what;
+	reload(w->cfg);
+}
+
+/* Adopt the file's secrets and log level.  A file that no longer loads changes nothing. */
+static void
+reload(struct config *cfg)
+{
 	struct config fresh;
 	enum log_level level;
 	char err[512];
 	size_t n;
 
-	(void)sig;
-	(void)what;
-	if (config_load(w->cfg->file, &fresh, err, sizeof(err)) < 0) {
+	if (config_load(cfg->file, &fresh, err, sizeof(err)) < 0) {
 		log_event(LOG_ERROR, "reload_failed", "%s; keeping the running configuration", err);
 		return;
 	}
-	n = config_adopt_secrets(w->cfg, &fresh);
+	n = config_adopt_secrets(cfg, &fresh);
 	config_free(&fresh);
-	if (log_parse_level(w->cfg->log.level, &level) == 0)
+	if (log_parse_level(cfg->log.level, &level) == 0)
 		log_set_level(level);
 	log_event(LOG_INFO, "reloaded",
 		  "secrets of %zu app(s) and the log level reloaded from %s (other changes "
 		  "need a restart)",
-		  n, w->cfg->file);
+		  n, cfg->file);
 }
 
 static void

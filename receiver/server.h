@@ -1,7 +1,8 @@
 /*
  * server.h - `receiver serve`: one event loop with its HTTP server and its
  * database connections, until SIGTERM or SIGINT.  SIGHUP re-reads the
- * configuration file and takes the apps' secrets and the log level from it.
+ * configuration file and takes the apps' secrets and the log level from it
+ * (with several workers, in the supervisor too, for the workers it restarts).
  */
 #ifndef RECEIVER_SERVER_H
 #define RECEIVER_SERVER_H

@@ -1,7 +1,8 @@
 /*
- * util.c - clocks, timevals, jitter and host:port (see util.h).
+ * util.c - clocks, timevals, jitter, host:port and the SIGHUP mask (see util.h).
  */
 #include <arpa/inet.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -127,4 +128,14 @@ util_split_hostport(const char *addr, char *host, size_t hostcap, const char **p
 	if (value < 1 || value > 65535)
 		return hostport_fail(why, "port must be between 1 and 65535");
 	return 0;
+}
+
+void
+util_block_sighup(bool block)
+{
+	sigset_t hup;
+
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &hup, NULL);
 }

@@ -75,4 +75,11 @@ long util_jitter(long ms);
 int util_split_hostport(const char *addr, char *host, size_t hostcap, const char **port,
 			const char **why);
 
+/*
+ * Block (BLOCK true) or unblock SIGHUP in this single-threaded process.
+ * Its default action is to terminate: main() blocks it first thing, and
+ * only a loop that handles it unblocks it (server.c).
+ */
+void util_block_sighup(bool block);
+
 #endif

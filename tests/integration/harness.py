@@ -528,8 +528,9 @@ class Receiver:
                                  % (r.returncode, r.stdout, r.stderr))
         return r
 
-    def start(self, timeout=10, ready=True):
-        """Start serving; return once GET /readyz (or, not READY, /healthz) answers 200."""
+    def start(self, timeout=10, ready=True, spawned=None):
+        """Start serving; return once GET /readyz (or, not READY, /healthz) answers 200.
+        SPAWNED, if given, is called with the Popen the moment it exists."""
         last_err = None
         for _attempt in range(3):  # a free port can be taken before we bind it
             self.write_config(free_port())
@@ -543,6 +544,8 @@ class Receiver:
                 stdin=subprocess.DEVNULL,
                 stdout=self._stderr, stderr=self._stderr, env=env))
             self.returncode = None
+            if spawned is not None:
+                spawned(self.proc)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
