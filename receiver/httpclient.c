@@ -10,6 +10,14 @@
  * next loop turn (evhttp still uses it while it runs our callback).  A call
  * that cannot even start is reported from its timer too, so no callback
  * ever runs inside httpclient_post().
+ *
+ * A peer cannot make us hold more than it may: the answer's headers are
+ * capped at MAX_HEADER_BYTES and its body at max_body_bytes (evhttp stops
+ * reading there).  evhttp reports both as bare error codes, so the call
+ * counts the bytes that came (an input buffer callback) and notes when the
+ * headers ended, to say which limit it was.  The request body may hold a
+ * secret: it goes to evhttp by reference, and its cleanup callback wipes
+ * it, so no copy of it is ever freed unwiped.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -30,6 +38,9 @@
 #include "httpclient.h"
 #include "util.h"
 
+/* An API's answer headers are a few hundred bytes; 64 KiB is far beyond. */
+#define MAX_HEADER_BYTES (64 * 1024)
+
 enum call_state {
 	CALL_QUEUED,  /* in c->queue */
 	CALL_RUNNING, /* in c->running */
@@ -42,7 +53,7 @@ struct call {
 	struct httpclient *c;
 	char *path;
 	const char *content_type; /* static */
-	char *body;		  /* may hold a secret: cleansed before it is freed */
+	char *body;		  /* may hold a secret; NULL once evhttp has it (wipe_body) */
 	size_t body_len;
 	httpclient_fn fn;
 	void *arg;
@@ -55,6 +66,10 @@ struct call {
 	bool has_http_error;
 	bool start_failed; /* reported by the timer, at once */
 	int64_t started_us;
+	size_t received;       /* answer bytes that came, headers and body */
+	size_t header_bytes;   /* of them, the headers' (once headers_done) */
+	bool headers_done;     /* evhttp has read all the answer's headers */
+	bool declared_too_big; /* its Content-Length is beyond max_body_bytes */
 };
 
 TAILQ_HEAD(call_list, call);
@@ -90,10 +105,15 @@ static void on_dispatch(evutil_socket_t fd, short what, void *arg);
 static int start(struct call *call);
 static void on_answer(struct evhttp_request *req, void *arg);
 static void on_http_error(enum evhttp_request_error error, void *arg);
+static int give_body(struct call *call);
+static void wipe_body(const void *data, size_t len, void *arg);
+static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
+static int on_headers(struct evhttp_request *req, void *arg);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 static void finish(struct call *call, struct httpclient_answer *a);
 static void read_answer(struct call *call, struct evhttp_request *req, struct httpclient_answer *a);
 static void no_answer_reason(struct call *call, struct httpclient_answer *a);
+static void limit_reason(const struct call *call, char *buf, size_t len);
 static void abandon(struct call *call);
 static void call_free(struct call *call);
 
@@ -333,22 +353,80 @@ start(struct call *call)
 	}
 	evhttp_connection_set_timeout_tv(call->evcon, &tv);
 	evhttp_connection_set_retries(call->evcon, 0);
+	evhttp_connection_set_max_headers_size(call->evcon, MAX_HEADER_BYTES);
 	evhttp_connection_set_max_body_size(call->evcon, (ev_ssize_t)c->max_body_bytes);
+	if (evbuffer_add_cb(bufferevent_get_input(call->bev), on_input, call) == NULL)
+		return -1;
 	call->req = evhttp_request_new(on_answer, call);
 	if (call->req == NULL)
 		return -1;
 	evhttp_request_set_error_cb(call->req, on_http_error);
+	evhttp_request_set_header_cb(call->req, on_headers);
 	headers = evhttp_request_get_output_headers(call->req);
 	evhttp_add_header(headers, "Host", c->host);
 	evhttp_add_header(headers, "Content-Type", call->content_type);
 	evhttp_add_header(headers, "Accept", "application/json");
 	evhttp_add_header(headers, "Connection", "close");
-	evbuffer_add(evhttp_request_get_output_buffer(call->req), call->body, call->body_len);
+	if (give_body(call) < 0) {
+		evhttp_request_free(call->req);
+		call->req = NULL;
+		return -1;
+	}
 	evtimer_add(call->timer, &tv);
 	if (evhttp_make_request(call->evcon, call->req, EVHTTP_REQ_POST, call->path) != 0) {
 		call->req = NULL; /* evhttp freed it */
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * Hand the body to the request's output buffer by reference: evhttp moves
+ * it to the connection and writes it from where it is, and wipe_body runs
+ * when it is written or the connection freed.  A copy (evbuffer_add) would
+ * be freed unwiped.
+ */
+static int
+give_body(struct call *call)
+{
+	struct evbuffer *out = evhttp_request_get_output_buffer(call->req);
+
+	if (evbuffer_add_reference(out, call->body, call->body_len, wipe_body, NULL) < 0)
+		return -1;
+	call->body = NULL; /* the buffer's now */
+	return 0;
+}
+
+static void
+wipe_body(const void *data, size_t len, void *arg)
+{
+	(void)arg;
+	OPENSSL_cleanse((void *)data, len);
+	free((void *)data);
+}
+
+/* Every byte of the answer passes through the connection's input buffer. */
+static void
+on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct call *call = arg;
+
+	(void)buf;
+	call->received += info->n_added;
+}
+
+/* The headers are read: what is left in the input buffer is body already. */
+static int
+on_headers(struct evhttp_request *req, void *arg)
+{
+	struct call *call = arg;
+	const char *length =
+	    evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Length");
+
+	call->headers_done = true;
+	call->header_bytes = call->received - evbuffer_get_length(bufferevent_get_input(call->bev));
+	call->declared_too_big = length != NULL && strtoull(length, NULL, 10) >
+						       (unsigned long long)call->c->max_body_bytes;
 	return 0;
 }
 
@@ -473,12 +551,36 @@ no_answer_reason(struct call *call, struct httpclient_answer *a)
 	} else if (call->has_http_error && call->http_error == EVREQ_HTTP_TIMEOUT) {
 		a->status = STATUS_TIMEOUT;
 		snprintf(a->error, sizeof(a->error), "timed out after %d ms", c->timeout_ms);
+	} else if (call->has_http_error && (call->http_error == EVREQ_HTTP_INVALID_HEADER ||
+					    call->http_error == EVREQ_HTTP_DATA_TOO_LONG)) {
+		limit_reason(call, a->error, sizeof(a->error));
 	} else {
 		snprintf(a->error, sizeof(a->error), "no answer from %.100s:%d (%s)", c->host,
 			 c->port,
 			 call->has_http_error && call->http_error == EVREQ_HTTP_EOF
 			     ? "connection refused or closed"
 			     : "connection failed");
+	}
+}
+
+/*
+ * evhttp says INVALID_HEADER for headers over the limit or malformed, and
+ * DATA_TOO_LONG for a body over the limit or badly chunked: the bytes tell.
+ */
+static void
+limit_reason(const struct call *call, char *buf, size_t len)
+{
+	size_t max = call->c->max_body_bytes;
+
+	if (call->http_error == EVREQ_HTTP_INVALID_HEADER) {
+		if (!call->headers_done && call->received > MAX_HEADER_BYTES)
+			snprintf(buf, len, "answer headers over %d KiB", MAX_HEADER_BYTES / 1024);
+		else
+			snprintf(buf, len, "answer with malformed headers");
+	} else if (call->declared_too_big || call->received - call->header_bytes > max) {
+		snprintf(buf, len, "answer over %zu bytes", max);
+	} else {
+		snprintf(buf, len, "answer with a malformed body");
 	}
 }
 

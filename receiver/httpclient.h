@@ -6,7 +6,8 @@
  * system CA store plus an optional CA file), or plain http:// for tests
  * and local sidecars.  Calls beyond max_concurrency wait in a queue, call
  * starts are spaced to stay under max_rps (on the monotonic clock), and
- * answers are limited to max_body_bytes.  Every call ends, within
+ * answers are limited to max_body_bytes and their headers to 64 KiB
+ * (errors "answer over N bytes", "answer headers over 64 KiB").  Every call ends, within
  * timeout_ms, in exactly one callback, always from the event loop, never
  * inside httpclient_post().  It knows no API: what a body means is the
  * caller's (tradeapi.c, the relay).

@@ -15,7 +15,12 @@
  *    position are quoted (it keeps a stack of open containers to tell an
  *    array's ',' from an object's), so quoting can never turn an invalid
  *    text into a valid one: a string is legal exactly where a number is.
- *    The raw text, stored as jsonb, is never changed.
+ *    The raw text, stored as jsonb, is never changed;
+ *  - it counts the values (containers, strings - keys among them -, numbers
+ *    and literals) and stops at the first beyond the caller's limit, before
+ *    jansson builds anything: a tree costs jansson from 16 bytes (a literal)
+ *    to some 230 (an empty object) per value, so a short hostile text of
+ *    tiny values would otherwise cost hundreds of times its size.
  *
  * Whether a number "does not fit" mirrors jansson's own lexer: an integer
  * (no fraction, no exponent) outside int64, or a real whose strtod() value
@@ -49,11 +54,20 @@ struct number {
 	long exponent;	 /* saturated at +-EXPONENT_CAP */
 };
 
+/* What scan_numbers() found wrong, if anything. */
+enum scan_result {
+	SCAN_OK,
+	SCAN_BEYOND_NUMERIC, /* a number PostgreSQL could not store */
+	SCAN_TOO_MANY,	     /* more values than allowed */
+};
+
 /* scan_numbers()'s state: the copy being written and the open containers. */
 struct scan {
 	char *out;  /* NULL when only counting */
 	size_t cap; /* bytes at OUT */
 	size_t o;
+	size_t values;	   /* seen so far */
+	size_t max_values; /* allowed */
 	size_t depth;
 	unsigned char arrays[SCAN_MAX_DEPTH / 8]; /* bit d: container at depth d is an array */
 	char prev;				  /* last significant byte outside strings */
@@ -72,7 +86,10 @@ static size_t string_end(const char *text, size_t len, size_t i);
 static void emit(struct scan *s, const char *p, size_t n);
 static bool in_value_position(const struct scan *s);
 static void track_container(struct scan *s, char c);
-static int scan_numbers(const char *text, size_t len, char *out, size_t cap, size_t *n_big);
+static bool is_letter(char c);
+static bool count_value(struct scan *s);
+static enum scan_result scan_numbers(const char *text, size_t len, size_t max_values, char *out,
+				     size_t cap, size_t *n_big);
 static bool starts_as_object(const char *text, size_t len);
 static void jansson_err(char *err, size_t errlen, const json_error_t *jerr);
 static json_t *load_sanitized(const char *text, size_t len, size_t n_big, json_error_t *jerr);
@@ -98,6 +115,19 @@ static bool
 is_json_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static bool
+is_letter(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* One more value; false once there are more than allowed. */
+static bool
+count_value(struct scan *s)
+{
+	return ++s->values <= s->max_values;
 }
 
 static size_t
@@ -269,16 +299,19 @@ track_container(struct scan *s, char c)
 }
 
 /*
- * Walk TEXT's number tokens outside strings.  Returns -1 when one is beyond
- * what PostgreSQL stores; otherwise 0 with *N_BIG the count of numbers in
- * value position that jansson cannot hold.  When OUT is not NULL (CAP
- * bytes: LEN + 2 * *N_BIG, as a counting pass found), TEXT is copied into
- * it with those numbers quoted.
+ * Walk TEXT's number tokens outside strings, counting its values (a run of
+ * letters after a byte that is no letter is one literal: exact for a valid
+ * text; an invalid one jansson refuses anyway).  SCAN_BEYOND_NUMERIC when
+ * a number is beyond what PostgreSQL stores, SCAN_TOO_MANY at the first
+ * value beyond MAX_VALUES; otherwise SCAN_OK with *N_BIG the count of
+ * numbers in value position that jansson cannot hold.  When OUT is not NULL (CAP bytes:
+ * LEN + 2 * *N_BIG, as a counting pass found), TEXT is copied into it with
+ * those numbers quoted.
  */
-static int
-scan_numbers(const char *text, size_t len, char *out, size_t cap, size_t *n_big)
+static enum scan_result
+scan_numbers(const char *text, size_t len, size_t max_values, char *out, size_t cap, size_t *n_big)
 {
-	struct scan s = {.out = out, .cap = cap};
+	struct scan s = {.out = out, .cap = cap, .max_values = max_values};
 	size_t i = 0;
 
 	*n_big = 0;
@@ -288,6 +321,8 @@ scan_numbers(const char *text, size_t len, char *out, size_t cap, size_t *n_big)
 		if (c == '"') {
 			size_t end = string_end(text, len, i);
 
+			if (!count_value(&s))
+				return SCAN_TOO_MANY;
 			emit(&s, text + i, end - i);
 			i = end;
 			s.prev = '"';
@@ -297,7 +332,9 @@ scan_numbers(const char *text, size_t len, char *out, size_t cap, size_t *n_big)
 
 			lex_number(text + i, len - i, &num);
 			if (beyond_numeric(&num))
-				return -1;
+				return SCAN_BEYOND_NUMERIC;
+			if (!count_value(&s))
+				return SCAN_TOO_MANY;
 			quote = in_value_position(&s) && beyond_jansson(text + i, &num);
 			if (quote)
 				emit(&s, "\"", 1);
@@ -308,6 +345,9 @@ scan_numbers(const char *text, size_t len, char *out, size_t cap, size_t *n_big)
 			i += num.len;
 			s.prev = '0';
 		} else {
+			if ((c == '{' || c == '[' || (is_letter(c) && !is_letter(s.prev))) &&
+			    !count_value(&s))
+				return SCAN_TOO_MANY;
 			track_container(&s, c);
 			if (!is_json_space(c))
 				s.prev = c;
@@ -315,7 +355,7 @@ scan_numbers(const char *text, size_t len, char *out, size_t cap, size_t *n_big)
 			i++;
 		}
 	}
-	return 0;
+	return SCAN_OK;
 }
 
 /* Only an object is an envelope; saying so beats jansson's "'[' or '{' expected". */
@@ -375,7 +415,8 @@ load_sanitized(const char *text, size_t len, size_t n_big, json_error_t *jerr)
 		jerr->line = -1;
 		return NULL;
 	}
-	if (scan_numbers(text, len, copy, copy_len, &check) < 0 || check != n_big) {
+	if (scan_numbers(text, len, SIZE_MAX, copy, copy_len, &check) != SCAN_OK ||
+	    check != n_big) {
 		/* Cannot happen: the same scan already succeeded on the same text. */
 		free(copy);
 		snprintf(jerr->text, sizeof(jerr->text), "number scan disagrees");
@@ -390,7 +431,15 @@ load_sanitized(const char *text, size_t len, size_t n_big, json_error_t *jerr)
 int
 json_load_object(const char *text, size_t len, json_t **root, bool *big, char *err, size_t errlen)
 {
+	return json_load_object_max(text, len, JSON_MAX_VALUES, root, big, err, errlen);
+}
+
+int
+json_load_object_max(const char *text, size_t len, size_t max_values, json_t **root, bool *big,
+		     char *err, size_t errlen)
+{
 	json_error_t jerr;
+	enum scan_result scanned;
 	size_t n_big;
 
 	if (text == NULL || !starts_as_object(text, len)) {
@@ -407,7 +456,13 @@ json_load_object(const char *text, size_t len, json_t **root, bool *big, char *e
 		set_err(err, errlen, "invalid JSON: NUL byte");
 		return -1;
 	}
-	if (scan_numbers(text, len, NULL, 0, &n_big) < 0) {
+	scanned = scan_numbers(text, len, max_values, NULL, 0, &n_big);
+	if (scanned == SCAN_TOO_MANY) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "more than %zu JSON values", max_values);
+		return JSON_TOO_MANY_VALUES;
+	}
+	if (scanned == SCAN_BEYOND_NUMERIC) {
 		set_err(err, errlen, "number out of range");
 		return -1;
 	}

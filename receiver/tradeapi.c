@@ -13,6 +13,19 @@
  *
  * Bad credentials are STATUS_PERMANENT: an HTTP 401 or 403, a code 401 or
  * 403, or a message that speaks of the app key or secret.
+ *
+ * A hostile or broken API gets only bounded memory: the client refuses an
+ * answer over MAX_ANSWER_BYTES (and headers over 64 KiB), and json.c
+ * refuses one of more than MAX_ANSWER_VALUES values before jansson builds
+ * a tree of it.
+ *
+ * The secret: the request body is written by hand (make_body), once, into
+ * the buffer the client wipes after sending, because jansson's
+ * json_string() and json_dumps() leave copies in memory they free unwiped.
+ * The API's own words (its message, the JSON error quoting its text) reach
+ * an error only through copy_redacted(), which replaces each of the app's
+ * secrets - the one sent, app_secret and previous_secrets - with
+ * "[redacted]", matched on the whole text before anything is cut short.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -28,9 +41,22 @@
 #include "metrics.h"
 #include "tradeapi.h"
 
-#define PATH_BUYER_VIEW	 "/alibaba/trade/get/buyerView"
-#define PATH_ORDER_LIST	 "/alibaba/trade/getBuyerOrderList"
-#define MAX_ANSWER_BYTES (16 * 1024 * 1024)
+#define PATH_BUYER_VIEW "/alibaba/trade/get/buyerView"
+#define PATH_ORDER_LIST "/alibaba/trade/getBuyerOrderList"
+#define REDACTED	"[redacted]"
+
+/*
+ * The largest answer is a page of the sweep's 50 records.  One real record
+ * (tests/fixtures/getBuyerOrderList.response.json) is 5.4 KB compact, 11 KB
+ * pretty-printed, and 437 JSON values with its keys: a page is some 0.6 MB
+ * and 22,000 values.  The limits leave a margin of 7 and 9 for orders of
+ * many more items.  At them an answer costs at most its 4 MiB two or three
+ * times (the client's buffer, its copy, the record cut from it) plus
+ * jansson's tree: 8.5 MB of numbers or, for the dearest values (empty
+ * objects), some 47 MB.
+ */
+#define MAX_ANSWER_BYTES  (4 * 1024 * 1024)
+#define MAX_ANSWER_VALUES 200000
 
 /* What a request asks for, and so how its answer is read. */
 enum request_kind {
@@ -44,6 +70,21 @@ struct request {
 	int64_t order_id;
 	tradeapi_fn fn;
 	void *arg;
+	const struct app_config *app; /* its secrets are redacted from errors */
+	char *secret; /* the one sent (a SIGHUP may replace app's): wiped when freed */
+};
+
+/* One member of a request body: a string, or (STR NULL) the integer NUM. */
+struct param {
+	const char *key;
+	const char *str;
+	long long num;
+};
+
+/* make_body()'s output: counting only while OUT is NULL. */
+struct writer {
+	char *out;
+	size_t n;
 };
 
 struct tradeapi {
@@ -52,17 +93,30 @@ struct tradeapi {
 	struct histogram latency_ms;
 };
 
-static int post(struct tradeapi *t, const struct app_config *app, const char *path, json_t *params,
+static struct request *request_new(struct tradeapi *t, const struct app_config *app,
+				   enum request_kind kind, int64_t order_id, tradeapi_fn fn,
+				   void *arg);
+static void request_free(struct request *rq);
+static int post(struct tradeapi *t, const char *path, const struct param *params, size_t n,
 		struct request *rq);
+static char *make_body(const struct param *params, size_t n, const struct app_config *app,
+		       size_t *len);
+static void write_body(struct writer *w, const struct param *params, size_t n,
+		       const struct app_config *app);
+static void put(struct writer *w, const char *bytes, size_t n);
+static void put_string(struct writer *w, const char *s);
 static void on_answer(void *arg, const struct httpclient_answer *a);
 static void judge(const struct request *rq, const struct httpclient_answer *a,
 		  struct tradeapi_result *r, char **record);
-static int judge_code(json_t *answer, struct tradeapi_result *r);
+static int judge_code(const struct request *rq, json_t *answer, struct tradeapi_result *r);
 static int check_order(const struct request *rq, json_t *answer, struct tradeapi_result *r);
 static char *cut(const char *body, size_t len, const char *const *path, size_t depth);
 static void count(struct tradeapi *t, const struct tradeapi_result *r, long latency_ms);
 static void api_time(time_t t, char *buf, size_t len);
 static bool looks_like_credentials(const char *message);
+static void copy_redacted(const struct request *rq, const char *in, char *out, size_t cap);
+static size_t secret_at(const struct request *rq, const char *p);
+static size_t match(const char *p, const char *secret);
 static bool contains_nocase(const char *haystack, const char *needle);
 
 struct tradeapi *
@@ -95,34 +149,36 @@ int
 tradeapi_get_order(struct tradeapi *t, const struct app_config *app, int64_t order_id,
 		   tradeapi_fn fn, void *arg)
 {
-	struct request *rq = calloc(1, sizeof(*rq));
+	struct request *rq = request_new(t, app, REQ_ORDER, order_id, fn, arg);
 	char id[24];
 
 	if (rq == NULL)
 		return -1;
-	*rq = (struct request){t, REQ_ORDER, order_id, fn, arg};
 	snprintf(id, sizeof(id), "%lld", (long long)order_id);
-	return post(t, app, PATH_BUYER_VIEW,
-		    json_pack("{s:s, s:s}", "webSite", "1688", "orderId", id), rq);
+	return post(t, PATH_BUYER_VIEW,
+		    (const struct param[]){{"webSite", "1688", 0}, {"orderId", id, 0}}, 2, rq);
 }
 
 int
 tradeapi_list_orders(struct tradeapi *t, const struct app_config *app, time_t since, time_t until,
 		     int page, int page_size, tradeapi_fn fn, void *arg)
 {
-	struct request *rq = calloc(1, sizeof(*rq));
+	struct request *rq = request_new(t, app, REQ_PAGE, 0, fn, arg);
 	char start[32], end[32];
 
 	if (rq == NULL)
 		return -1;
-	*rq = (struct request){t, REQ_PAGE, 0, fn, arg};
 	api_time(since, start, sizeof(start));
 	api_time(until, end, sizeof(end));
-	return post(t, app, PATH_ORDER_LIST,
-		    json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "createStartTime", start,
-			      "createEndTime", end, "orderStatus", "", "outOrderId", "",
-			      "productName", "", "page", page, "pageSize", page_size),
-		    rq);
+	return post(t, PATH_ORDER_LIST,
+		    (const struct param[]){{"createStartTime", start, 0},
+					   {"createEndTime", end, 0},
+					   {"orderStatus", "", 0},
+					   {"outOrderId", "", 0},
+					   {"productName", "", 0},
+					   {"page", NULL, page},
+					   {"pageSize", NULL, page_size}},
+		    7, rq);
 }
 
 size_t
@@ -156,32 +212,118 @@ tradeapi_free(struct tradeapi *t)
 	free(t);
 }
 
-/*
- * PARAMS (stolen) plus APP's appKey and appSecret, as JSON, to PATH.  The
- * object held the secret too: it is overwritten before it is freed, and
- * the client wipes the body.
- */
-static int
-post(struct tradeapi *t, const struct app_config *app, const char *path, json_t *params,
-     struct request *rq)
+static struct request *
+request_new(struct tradeapi *t, const struct app_config *app, enum request_kind kind,
+	    int64_t order_id, tradeapi_fn fn, void *arg)
 {
-	char *body;
+	struct request *rq = calloc(1, sizeof(*rq));
 
-	if (params == NULL) {
+	if (rq == NULL)
+		return NULL;
+	*rq = (struct request){.t = t,
+			       .kind = kind,
+			       .order_id = order_id,
+			       .fn = fn,
+			       .arg = arg,
+			       .app = app,
+			       .secret = strdup(app->app_secret)};
+	if (rq->secret == NULL) {
 		free(rq);
-		return -1;
+		return NULL;
 	}
-	json_object_set_new(params, "appKey", json_string(app->app_key));
-	json_object_set_new(params, "appSecret", json_string(app->app_secret));
-	body = json_dumps(params, JSON_COMPACT);
-	json_object_set_new(params, "appSecret", json_string(""));
-	json_decref(params);
-	if (body == NULL || httpclient_post(t->client, path, "application/json", body, strlen(body),
-					    on_answer, rq) < 0) {
-		free(rq); /* the client took BODY, or there was none */
+	return rq;
+}
+
+static void
+request_free(struct request *rq)
+{
+	OPENSSL_cleanse(rq->secret, strlen(rq->secret));
+	free(rq->secret);
+	free(rq);
+}
+
+/* PARAMS plus the app's appKey and appSecret, as a JSON object, to PATH. */
+static int
+post(struct tradeapi *t, const char *path, const struct param *params, size_t n, struct request *rq)
+{
+	size_t len;
+	char *body = make_body(params, n, rq->app, &len);
+
+	if (body == NULL ||
+	    httpclient_post(t->client, path, "application/json", body, len, on_answer, rq) < 0) {
+		request_free(rq); /* the client took BODY, or there was none */
 		return -1;
 	}
 	return 0;
+}
+
+/* Sized by a counting pass, then written: the one copy of the secret. */
+static char *
+make_body(const struct param *params, size_t n, const struct app_config *app, size_t *len)
+{
+	struct writer w = {0};
+
+	write_body(&w, params, n, app);
+	w.out = malloc(w.n + 1);
+	if (w.out == NULL)
+		return NULL;
+	*len = w.n;
+	w.n = 0;
+	write_body(&w, params, n, app);
+	w.out[w.n] = '\0';
+	return w.out;
+}
+
+static void
+write_body(struct writer *w, const struct param *params, size_t n, const struct app_config *app)
+{
+	const struct param credentials[] = {{"appKey", app->app_key, 0},
+					    {"appSecret", app->app_secret, 0}};
+
+	put(w, "{", 1);
+	for (size_t i = 0; i < n + 2; i++) {
+		const struct param *p = i < n ? &params[i] : &credentials[i - n];
+
+		if (i > 0)
+			put(w, ",", 1);
+		put_string(w, p->key);
+		put(w, ":", 1);
+		if (p->str != NULL) {
+			put_string(w, p->str);
+		} else {
+			char num[24];
+
+			put(w, num, (size_t)snprintf(num, sizeof(num), "%lld", p->num));
+		}
+	}
+	put(w, "}", 1);
+}
+
+static void
+put(struct writer *w, const char *bytes, size_t n)
+{
+	if (w->out != NULL)
+		memcpy(w->out + w->n, bytes, n);
+	w->n += n;
+}
+
+/* S as a JSON string: '"', '\\' and control bytes escaped, the rest as it is. */
+static void
+put_string(struct writer *w, const char *s)
+{
+	put(w, "\"", 1);
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+		char esc[8];
+
+		if (c == '"' || c == '\\')
+			put(w, (const char[]){'\\', (char)c}, 2);
+		else if (c < 0x20)
+			put(w, esc, (size_t)snprintf(esc, sizeof(esc), "\\u%04x", c));
+		else
+			put(w, s, 1);
+	}
+	put(w, "\"", 1);
 }
 
 static void
@@ -189,17 +331,21 @@ on_answer(void *arg, const struct httpclient_answer *a)
 {
 	struct request *rq = arg;
 	struct tradeapi_result r = {.status = a->status};
-	char *record = NULL;
+	char *record = NULL, composed[sizeof(r.error)];
 
-	snprintf(r.error, sizeof(r.error), "%s", a->error);
+	snprintf(composed, sizeof(composed), "%s", a->error);
 	if (a->status == STATUS_OK)
 		judge(rq, a, &r, &record);
+	if (r.error[0] != '\0')
+		memcpy(composed, r.error, sizeof(composed));
+	/* Its parts were redacted before they were joined; the whole, too. */
+	copy_redacted(rq, composed, r.error, sizeof(r.error));
 	r.record = record;
 	r.source = rq->kind == REQ_ORDER ? "buyerView" : "list";
 	count(rq->t, &r, a->latency_ms);
 	rq->fn(rq->arg, &r);
 	free(record);
-	free(rq);
+	request_free(rq);
 }
 
 /* An HTTP answer came: is it the record (or page) asked for? */
@@ -210,22 +356,29 @@ judge(const struct request *rq, const struct httpclient_answer *a, struct tradea
 	static const char *const order_path[] = {"data"};
 	static const char *const page_path[] = {"data", "result"};
 	json_t *answer = NULL;
-	char jerr[128];
+	char jerr[256], why[160];
 	bool big = false;
+	int loaded;
 
 	r->status = STATUS_ERROR;
-	if (json_load_object(a->body, a->body_len, &answer, &big, jerr, sizeof(jerr)) < 0) {
+	/* jansson's reason may quote the answer: it is the API's text too. */
+	loaded = json_load_object_max(a->body, a->body_len, MAX_ANSWER_VALUES, &answer, &big, jerr,
+				      sizeof(jerr));
+	if (loaded < 0) {
 		json_decref(answer);
 		answer = NULL;
+		copy_redacted(rq, jerr, why, sizeof(why));
 	}
 	if (a->http_status != 200) {
 		snprintf(r->error, sizeof(r->error), "HTTP %d from the trade API", a->http_status);
 		if (a->http_status == 401 || a->http_status == 403)
 			r->status = STATUS_PERMANENT;
+	} else if (loaded == JSON_TOO_MANY_VALUES) {
+		snprintf(r->error, sizeof(r->error), "answer has %s", why);
 	} else if (answer == NULL) {
 		snprintf(r->error, sizeof(r->error),
-			 "the trade API answered something not JSON (%s)", jerr);
-	} else if (judge_code(answer, r) == 0 &&
+			 "the trade API answered something not JSON (%s)", why);
+	} else if (judge_code(rq, answer, r) == 0 &&
 		   (rq->kind == REQ_PAGE || check_order(rq, answer, r) == 0)) {
 		if (rq->kind == REQ_ORDER) {
 			*record = cut(a->body, a->body_len, order_path, 1);
@@ -244,7 +397,7 @@ judge(const struct request *rq, const struct httpclient_answer *a, struct tradea
 
 /* {"code":200,...} is success; any other code is an error with a message. */
 static int
-judge_code(json_t *answer, struct tradeapi_result *r)
+judge_code(const struct request *rq, json_t *answer, struct tradeapi_result *r)
 {
 	json_t *code = json_object_get(answer, "code");
 	const char *message = json_string_value(json_object_get(answer, "message"));
@@ -253,8 +406,8 @@ judge_code(json_t *answer, struct tradeapi_result *r)
 
 	if (json_is_integer(code) && json_integer_value(code) == 200)
 		return 0;
-	/* The API's message is shown, but only as printable ASCII. */
-	snprintf(text, sizeof(text), "%s", message != NULL ? message : "no message");
+	/* The API's message is shown, secret-free and only as printable ASCII. */
+	copy_redacted(rq, message != NULL ? message : "no message", text, sizeof(text));
 	for (size_t i = 0; text[i] != '\0'; i++)
 		if ((unsigned char)text[i] < 0x20 || (unsigned char)text[i] > 0x7e)
 			text[i] = '?';
@@ -352,6 +505,53 @@ looks_like_credentials(const char *message)
 		if (contains_nocase(message, words[i]))
 			return true;
 	return false;
+}
+
+/*
+ * IN into OUT (CAP > 0 bytes, cut short if need be) with each secret of
+ * RQ's app replaced by "[redacted]".  Matched on IN whole, so cutting can
+ * leave a "[redacted]" short, never a secret's beginning.
+ */
+static void
+copy_redacted(const struct request *rq, const char *in, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	while (*in != '\0' && o + 1 < cap) {
+		size_t n = secret_at(rq, in);
+
+		if (n == 0) {
+			out[o++] = *in++;
+			continue;
+		}
+		for (const char *r = REDACTED; *r != '\0' && o + 1 < cap; r++)
+			out[o++] = *r;
+		in += n;
+	}
+	out[o] = '\0';
+}
+
+/* The length of the longest of RQ's secrets that P starts with, or 0. */
+static size_t
+secret_at(const struct request *rq, const char *p)
+{
+	const struct app_config *app = rq->app;
+	size_t best = match(p, rq->secret);
+
+	if (match(p, app->app_secret) > best)
+		best = match(p, app->app_secret);
+	for (size_t i = 0; i < app->n_previous_secrets; i++)
+		if (match(p, app->previous_secrets[i]) > best)
+			best = match(p, app->previous_secrets[i]);
+	return best;
+}
+
+static size_t
+match(const char *p, const char *secret)
+{
+	size_t n = secret != NULL ? strlen(secret) : 0;
+
+	return n > 0 && strncmp(p, secret, n) == 0 ? n : 0;
 }
 
 static bool

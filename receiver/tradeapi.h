@@ -10,7 +10,7 @@
  * reconciler noticing.  Calls go through one httpclient, which enforces
  * [upstream]'s TLS verification, timeout, concurrency and rate limits.
  * App keys and secrets are put in the request body here and nowhere else,
- * and never logged.
+ * never logged, and redacted from every error that quotes the API.
  */
 #ifndef RECEIVER_TRADEAPI_H
 #define RECEIVER_TRADEAPI_H

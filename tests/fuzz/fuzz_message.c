@@ -29,6 +29,9 @@
  *    the oracle accepts (within the digit and exponent limits it enforces
  *    first), produce an equal tree, and set big exactly when the oracle
  *    quoted something;
+ *  - its count of values is exact: an accepted text of V values (keys
+ *    included, counted in jansson's tree) loads with json_load_object_max()
+ *    at a limit of V, and is refused with JSON_TOO_MANY_VALUES at V - 1;
  *  - json_member() on an accepted text finds each key's value (and each
  *    key's one level down) within the text, and what it cuts out reads
  *    back equal to jansson's own value; it may miss a key written with
@@ -296,6 +299,42 @@ check_members(const char *text, size_t size, json_t *root)
 	}
 }
 
+/* Values in V's tree, each key counted as one. */
+static size_t
+tree_values(json_t *v)
+{
+	const char *key;
+	json_t *sub;
+	size_t i, n = 1;
+
+	if (json_is_object(v)) {
+		json_object_foreach(v, key, sub) {
+			n += 1 + tree_values(sub);
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, sub) {
+			n += tree_values(sub);
+		}
+	}
+	return n;
+}
+
+static void
+check_value_limit(const char *text, size_t size, json_t *root)
+{
+	size_t values = tree_values(root);
+	json_t *again = NULL;
+	bool big = false;
+	char err[64];
+
+	FUZZ_CHECK(json_load_object_max(text, size, values, &again, &big, err, sizeof(err)) == 0);
+	json_decref(again);
+	again = NULL;
+	FUZZ_CHECK(json_load_object_max(text, size, values - 1, &again, &big, err, sizeof(err)) ==
+		   JSON_TOO_MANY_VALUES);
+	FUZZ_CHECK(again == NULL);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -307,7 +346,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int load_rc, rc;
 
 	load_rc = json_load_object(text, size, &root, &big, load_err, sizeof(load_err));
-	FUZZ_CHECK(load_rc == 0 || load_rc == -1);
+	FUZZ_CHECK(load_rc == 0 || load_rc == -1 || load_rc == JSON_TOO_MANY_VALUES);
 	if (load_rc < 0) {
 		FUZZ_CHECK(root == NULL);
 		FUZZ_CHECK(load_err[0] != '\0' && printable_ascii(load_err));
@@ -317,10 +356,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(fuzz_valid_utf8(text, size));
 		if (!big) /* jansson could not read a cut holding a quoted number back */
 			check_members(text, size, root);
+		check_value_limit(text, size, root);
 	}
 	/* Its own limits come first; past them the oracle decides validity. */
 	if (strcmp(load_err, "number out of range") != 0 &&
-	    strcmp(load_err, "not a JSON object") != 0)
+	    strcmp(load_err, "not a JSON object") != 0 && load_rc != JSON_TOO_MANY_VALUES)
 		check_oracle(text, size, load_rc, root, big);
 
 	memset(&ev, 0x5a, sizeof(ev));

@@ -25,6 +25,17 @@
  * ("close", without a TLS close_notify).  "wrongid" is the right answer
  * with id + 1; "creds" does not count as a rejected credential.
  *
+ * Hostile answers: "hugeheaders" answers "HTTP/1.1 200 OK" and then header
+ * lines, never their end: BYTES of them (default 100 MB), as fast as the
+ * client reads, then closes; the stream takes the connection's bufferevent
+ * from evhttp.  "manynumbers" is a 200 OK for the order asked, of BYTES
+ * (default 16,000,000, just under the receiver's old 16 MiB cap) of small
+ * numbers: {"code":200,"data":{"baseInfo":{"id":ID},"x":[1,1,...]}}.
+ * "echo" is code 500 with the message "bad request: " + the request body
+ * as it came, appSecret and all; with AT, padded or cut at the front so
+ * that the appSecret's value starts at byte AT of the message (to put it
+ * across the receiver's cut, or within it).
+ *
  * A call not answered at once is a struct pending, with a close callback on
  * its connection.  When the client hangs up first, evhttp detaches the
  * request from the dying connection and leaves it to us: the callback frees
@@ -72,6 +83,11 @@
 #define JSON_TYPE	  "application/json;charset=UTF-8"
 #define TEXT_TYPE	  "text/plain; charset=utf-8"
 #define ID_LEN		  24
+#define HUGEHEADERS_BYTES 100000000L
+#define MANYNUMBERS_BYTES 16000000L
+#define MAX_FAULT_BYTES	  1000000000L
+#define STREAM_CHUNK	  (256 * 1024)
+#define ECHO_PREFIX	  "bad request: "
 
 enum endpoint { EP_ANY, EP_BUYER_VIEW, EP_LIST };
 
@@ -86,12 +102,24 @@ enum fault_kind {
 	FAULT_HANG,
 	FAULT_SLOW,
 	FAULT_CLOSE,
+	FAULT_HUGEHEADERS,
+	FAULT_MANYNUMBERS,
+	FAULT_ECHO,
 };
 
 static const char *const fault_names[] = {
-    [FAULT_HTTP500] = "http500", [FAULT_HTTP503] = "http503", [FAULT_NOTJSON] = "notjson",
-    [FAULT_CODE] = "code",	 [FAULT_WRONGID] = "wrongid", [FAULT_CREDS] = "creds",
-    [FAULT_HANG] = "hang",	 [FAULT_SLOW] = "slow",	      [FAULT_CLOSE] = "close",
+    [FAULT_HTTP500] = "http500",
+    [FAULT_HTTP503] = "http503",
+    [FAULT_NOTJSON] = "notjson",
+    [FAULT_CODE] = "code",
+    [FAULT_WRONGID] = "wrongid",
+    [FAULT_CREDS] = "creds",
+    [FAULT_HANG] = "hang",
+    [FAULT_SLOW] = "slow",
+    [FAULT_CLOSE] = "close",
+    [FAULT_HUGEHEADERS] = "hugeheaders",
+    [FAULT_MANYNUMBERS] = "manynumbers",
+    [FAULT_ECHO] = "echo",
 };
 
 struct options {
@@ -112,6 +140,8 @@ struct fault {
 	bool has_order;
 	int64_t order;
 	long delay_ms;
+	long bytes; /* hugeheaders, manynumbers: how much to send */
+	long at;    /* echo: where the secret starts in the message; -1: unpadded */
 };
 
 TAILQ_HEAD(fault_list, fault);
@@ -122,6 +152,8 @@ struct call {
 	json_t *params; /* the body, or NULL when it is not JSON */
 	bool has_id;	/* buyerView with a well-formed orderId */
 	int64_t id;
+	const char *raw; /* the body as it came (not NUL-terminated) */
+	size_t raw_len;
 };
 
 /* What a call is answered (status 0: nothing, for hang and close). */
@@ -138,6 +170,8 @@ struct pending {
 	struct evhttp_request *req;
 	struct event *timer; /* NULL: held until the client hangs up */
 	bool close;	     /* when the timer fires, close instead of answering */
+	long stream;	     /* > 0: when the timer fires, stream this many header bytes */
+	long header_no;	     /* header lines streamed so far */
 	struct answer answer;
 };
 
@@ -207,6 +241,13 @@ static void watch_hangup(struct evhttp_connection *evcon, struct pending *p);
 static void on_pending_timer(evutil_socket_t fd, short what, void *arg);
 static void on_connection_close(struct evhttp_connection *evcon, void *arg);
 static void pending_drop(struct pending *p);
+static void stream_start(struct pending *p);
+static void stream_more(struct pending *p);
+static void on_stream_write(struct bufferevent *bev, void *arg);
+static void on_stream_event(struct bufferevent *bev, short what, void *arg);
+static void stream_end(struct pending *p);
+static void many_numbers(const struct call *c, long bytes, struct answer *a);
+static void echo(struct fake *f, const struct call *c, long at, struct answer *a);
 static void answer_now(struct fake *f, struct evhttp_request *req, struct answer *a);
 
 static void control(struct fake *f, struct evhttp_request *req, const char *what);
@@ -493,12 +534,15 @@ trade_call(struct fake *f, struct evhttp_request *req, enum endpoint ep)
 	}
 	call_arrived(f);
 	c.params = read_json(req);
+	c.raw = (const char *)evbuffer_pullup(evhttp_request_get_input_buffer(req), -1);
+	c.raw_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
 	c.has_id = ep == EP_BUYER_VIEW && order_id_of(json_object_get(c.params, "orderId"), &c.id);
 	count_call(f, &c);
 	ft = take_fault(f, &c);
 	decide(f, &c, &ft, &a);
 	json_decref(c.params);
-	if (ft.kind == FAULT_HANG || ft.kind == FAULT_CLOSE || ft.delay_ms > 0)
+	if (ft.kind == FAULT_HANG || ft.kind == FAULT_CLOSE || ft.kind == FAULT_HUGEHEADERS ||
+	    ft.delay_ms > 0)
 		defer(f, req, &ft, &a);
 	else
 		answer_now(f, req, &a);
@@ -574,8 +618,15 @@ decide(struct fake *f, const struct call *c, const struct fault *ft, struct answ
 	case FAULT_CREDS:
 		api_error(f, a, 401, "invalid appKey or appSecret");
 		break;
+	case FAULT_MANYNUMBERS:
+		many_numbers(c, ft->bytes, a);
+		break;
+	case FAULT_ECHO:
+		echo(f, c, ft->at, a);
+		break;
 	case FAULT_HANG:
 	case FAULT_CLOSE:
+	case FAULT_HUGEHEADERS:
 		break;
 	case FAULT_NONE:
 	case FAULT_SLOW:
@@ -602,6 +653,68 @@ answer_call(struct fake *f, const struct call *c, bool wrongid, struct answer *a
 		buyer_view(f, c, wrongid, a);
 	else
 		order_list(f, c, wrongid, a);
+}
+
+/* A 200 OK for the order asked, of BYTES (at least its frame) of small numbers. */
+static void
+many_numbers(const struct call *c, long bytes, struct answer *a)
+{
+	char head[128];
+	int n = snprintf(head, sizeof(head),
+			 "{\"code\":200,\"data\":{\"baseInfo\":{\"id\":%lld},\"x\":[1",
+			 (long long)(c->has_id ? c->id : 1));
+	size_t len = (size_t)n, total = bytes > n + 3 ? (size_t)bytes : (size_t)n + 3;
+	char *body = malloc(total + 1);
+
+	if (body == NULL) {
+		set_text(a, HTTP_INTERNAL, "out of memory", TEXT_TYPE);
+		return;
+	}
+	memcpy(body, head, len);
+	for (; len + 2 + 3 <= total; len += 2)
+		memcpy(body + len, ",1", 2);
+	memset(body + len, ' ', total - 3 - len); /* at most one byte short of ",1" */
+	memcpy(body + total - 3, "]}}", 4);
+	a->status = HTTP_OK;
+	a->content_type = JSON_TYPE;
+	a->body = body;
+}
+
+/*
+ * Code 500, "bad request: " + the request body; with AT >= 0, 'x's added
+ * before the body, or its first bytes dropped, so that the appSecret's
+ * value starts at byte AT of the message.
+ */
+static void
+echo(struct fake *f, const struct call *c, long at, struct answer *a)
+{
+	static const char key[] = "\"appSecret\":\"";
+	size_t k = strlen(ECHO_PREFIX), pad = 0, skip = 0, n;
+	char *message;
+
+	for (size_t i = 0; at >= 0 && i + sizeof(key) - 1 <= c->raw_len; i++) {
+		if (memcmp(c->raw + i, key, sizeof(key) - 1) == 0) {
+			size_t v = k + i + sizeof(key) - 1; /* where the value would start */
+
+			pad = (size_t)at > v ? (size_t)at - v : 0;
+			skip = v > (size_t)at ? v - (size_t)at : 0;
+			skip = skip < i ? skip : i;
+			break;
+		}
+	}
+	n = k + pad + c->raw_len - skip;
+	message = malloc(n + 1);
+	if (message == NULL) {
+		set_text(a, HTTP_INTERNAL, "out of memory", TEXT_TYPE);
+		return;
+	}
+	memcpy(message, ECHO_PREFIX, k);
+	memset(message + k, 'x', pad);
+	if (c->raw_len > 0)
+		memcpy(message + k + pad, c->raw + skip, c->raw_len - skip);
+	message[n] = '\0';
+	api_error(f, a, 500, message);
+	free(message);
 }
 
 static bool
@@ -803,6 +916,7 @@ defer(struct fake *f, struct evhttp_request *req, const struct fault *ft, struct
 	p->f = f;
 	p->req = req;
 	p->close = ft->kind == FAULT_CLOSE;
+	p->stream = ft->kind == FAULT_HUGEHEADERS ? ft->bytes : 0;
 	p->answer = *a;
 	TAILQ_INSERT_TAIL(&f->pending, p, link);
 	watch_hangup(evhttp_request_get_connection(req), p);
@@ -843,6 +957,10 @@ on_pending_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (p->stream > 0) {
+		stream_start(p);
+		return;
+	}
 	p->answer.body = NULL;
 	if (p->close) {
 		pending_drop(p);
@@ -887,6 +1005,81 @@ pending_drop(struct pending *p)
 		event_free(p->timer);
 	free(p->answer.body);
 	free(p);
+}
+
+/*
+ * "hugeheaders": the connection's bufferevent is taken from evhttp (its
+ * callbacks become ours) and fed a status line, then header lines, a chunk
+ * whenever the client has read the last; at the end, or when the client
+ * hangs up, the connection is freed with its request, as "close" does.
+ */
+static void
+stream_start(struct pending *p)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(p->req);
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+	static const char status[] = "HTTP/1.1 200 OK\r\nContent-Type: " JSON_TYPE "\r\n";
+
+	evhttp_connection_set_closecb(evcon, NULL, NULL);
+	bufferevent_setcb(bev, NULL, on_stream_write, on_stream_event, p);
+	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	bufferevent_write(bev, status, sizeof(status) - 1);
+	stream_more(p);
+}
+
+static void
+stream_more(struct pending *p)
+{
+	static const char value[] = "a header line of about a hundred bytes, one of very many, "
+				    "never ending the headers";
+	struct bufferevent *bev =
+	    evhttp_connection_get_bufferevent(evhttp_request_get_connection(p->req));
+	struct evbuffer *chunk = evbuffer_new();
+
+	if (chunk == NULL) {
+		stream_end(p);
+		return;
+	}
+	while (p->stream > 0 && evbuffer_get_length(chunk) < STREAM_CHUNK) {
+		int n = evbuffer_add_printf(chunk, "X-Filler-%08ld: %s\r\n", p->header_no++, value);
+
+		p->stream = n > 0 && n < p->stream ? p->stream - n : 0;
+	}
+	bufferevent_write_buffer(bev, chunk);
+	evbuffer_free(chunk);
+}
+
+/* The client read everything so far: more, or, when all is sent, the end. */
+static void
+on_stream_write(struct bufferevent *bev, void *arg)
+{
+	struct pending *p = arg;
+
+	(void)bev;
+	if (p->stream > 0)
+		stream_more(p);
+	else
+		stream_end(p);
+}
+
+static void
+on_stream_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	stream_end(arg);
+}
+
+static void
+stream_end(struct pending *p)
+{
+	struct fake *f = p->f;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(p->req);
+
+	pending_drop(p);
+	f->concurrent--;
+	evhttp_connection_free(evcon); /* frees the request too: it is still attached */
 }
 
 static void
@@ -1065,7 +1258,19 @@ parse_fault(json_t *item, struct fault *ft, char *err, size_t errlen)
 	if (ft->kind == FAULT_NONE) {
 		snprintf(err, errlen,
 			 "kind: expected http500, http503, notjson, code, wrongid, "
-			 "creds, hang, slow or close");
+			 "creds, hang, slow, close, hugeheaders, manynumbers or echo");
+		return -1;
+	}
+	if (!int_param(json_object_get(item, "bytes"),
+		       ft->kind == FAULT_HUGEHEADERS ? HUGEHEADERS_BYTES : MANYNUMBERS_BYTES,
+		       &ft->bytes) ||
+	    ft->bytes < 1 || ft->bytes > MAX_FAULT_BYTES) {
+		snprintf(err, errlen, "bytes: expected 1 to %ld", MAX_FAULT_BYTES);
+		return -1;
+	}
+	if (!int_param(json_object_get(item, "at"), -1, &ft->at) || ft->at < -1 ||
+	    ft->at > MAX_BODY_BYTES) {
+		snprintf(err, errlen, "at: expected 0 to %d", MAX_BODY_BYTES);
 		return -1;
 	}
 	if (!int_param(json_object_get(item, "count"), 1, &count) || count == 0 || count < -1) {

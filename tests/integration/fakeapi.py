@@ -5,6 +5,9 @@
     api.set_orders([{"id": "2908059205527363456", "status": "waitsellersend",
                      "modifyTime": "2025-09-02T09:58:02.000+00:00"}])
     api.add_faults([{"kind": "http503", "count": 2}])
+                                    # hostile ones too: {"kind": "hugeheaders"},
+                                    # {"kind": "manynumbers", "bytes": N},
+                                    # {"kind": "echo", "at": N} (fake_api.c says how)
     ... point the receiver's [upstream] base_url at api.base_url
         (and ca_file at api.ca_file when tls=True) ...
     api.stats()["buyerView"]["2908059205527363456"]
