@@ -135,6 +135,10 @@ static const char *check_app_name(const char *s);
 static const char *check_app_path(const char *s);
 static const char *check_base_url(const char *s);
 static const char *check_log_level(const char *s);
+static const char *check_webhook_secret(const char *s);
+static const char *check_event_type(const char *s);
+static int check_unique_subscriber(struct loader *ld, const struct toml_table *t,
+				   const char *prefix, const void *base);
 static int check_tls_pair(struct loader *ld, const struct toml_table *t, const char *prefix,
 			  const void *base);
 static int check_backoff(struct loader *ld, const struct toml_table *t, const char *prefix,
@@ -262,6 +266,28 @@ static const struct field reconcile_fields[] = {
     {INT("sweep_window_s", reconcile_config, sweep_window_s, 60, 31536000, 259200)},
 };
 
+static const struct field relay_fields[] = {
+    {BOOL("enabled", relay_config, enabled, true)},
+    {INT("max_attempts", relay_config, max_attempts, 1, 1000, 12)},
+    {INT("backoff_min_ms", relay_config, backoff_min_ms, 1, INT_MAX, 5000)},
+    {INT("backoff_max_ms", relay_config, backoff_max_ms, 1, INT_MAX, 86400000)},
+};
+
+/* Secrets rotate without a restart; the rest says where and what to send. */
+static const struct field subscriber_fields[] = {
+    {STRING("name", subscriber_config, name, NULL, check_app_name), .flags = FIELD_REQUIRED},
+    {STRING("url", subscriber_config, url, NULL, check_base_url), .flags = FIELD_REQUIRED},
+    {STRING("secret", subscriber_config, secret, NULL, check_webhook_secret),
+     .flags = FIELD_REQUIRED | FIELD_RELOADABLE},
+    {STRINGS("previous_secrets", subscriber_config, previous_secrets, n_previous_secrets,
+	     check_webhook_secret),
+     .flags = FIELD_RELOADABLE},
+    {STRINGS("events", subscriber_config, events, n_events, check_event_type)},
+    {STRINGS("apps", subscriber_config, apps, n_apps, check_app_name)},
+    {INT("timeout_ms", subscriber_config, timeout_ms, 1, 600000, 15000)},
+    {INT("max_concurrency", subscriber_config, max_concurrency, 1, 1024, 4)},
+};
+
 /* Reloadable: turning debug logging on must not need a restart. */
 static const struct field log_fields[] = {
     {STRING("level", log_config, level, "info", check_log_level), .flags = FIELD_RELOADABLE},
@@ -282,6 +308,10 @@ static const struct section sections[] = {
     {.name = "app", ARRAY(apps, n_apps, app_fields), .required = true, .check = check_unique_app},
     {.name = "upstream", TABLE(upstream, upstream_fields)},
     {.name = "reconcile", TABLE(reconcile, reconcile_fields), .check = check_backoff},
+    {.name = "relay", TABLE(relay, relay_fields), .check = check_backoff},
+    {.name = "subscriber",
+     ARRAY(subscribers, n_subscribers, subscriber_fields),
+     .check = check_unique_subscriber},
     {.name = "log", TABLE(log, log_fields)},
 };
 
@@ -615,6 +645,50 @@ check_log_level(const char *s)
 	return "must be one of debug, info, warn, error";
 }
 
+const char *const config_event_types[] = {"order.status_changed", "order.updated",
+					  "message.received", NULL};
+
+static const char *
+check_event_type(const char *s)
+{
+	for (size_t i = 0; config_event_types[i] != NULL; i++) {
+		if (strcmp(s, config_event_types[i]) == 0) {
+			return NULL;
+		}
+	}
+	return "must be one of order.status_changed, order.updated, message.received";
+}
+
+/*
+ * A Standard Webhooks symmetric secret: "whsec_" and the standard base64
+ * (padded) of 24 to 64 bytes.  Only the form is checked here; relay.c
+ * decodes it.
+ */
+static const char *
+check_webhook_secret(const char *s)
+{
+	static const char alphabet[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t n, pad = 0, bytes;
+
+	if (strncmp(s, "whsec_", 6) != 0) {
+		return "must start with whsec_ (a Standard Webhooks secret)";
+	}
+	s += 6;
+	n = strlen(s);
+	while (pad < 2 && pad < n && s[n - 1 - pad] == '=') {
+		pad++;
+	}
+	if (n == 0 || n % 4 != 0 || strspn(s, alphabet) != n - pad) {
+		return "must be whsec_ and base64 (padded with =)";
+	}
+	bytes = n / 4 * 3 - pad;
+	if (bytes < 24 || bytes > 64) {
+		return "must be whsec_ and the base64 of 24 to 64 bytes";
+	}
+	return NULL;
+}
+
 /* HTTPS needs both; one alone is a mistake, not a request for plain HTTP. */
 static int
 check_tls_pair(struct loader *ld, const struct toml_table *t, const char *prefix, const void *base)
@@ -634,19 +708,39 @@ check_tls_pair(struct loader *ld, const struct toml_table *t, const char *prefix
 static int
 check_backoff(struct loader *ld, const struct toml_table *t, const char *prefix, const void *base)
 {
-	const struct reconcile_config *rc = base;
+	const struct section *s = section_named(prefix);
+	int lo = *(const int *)member(field_named(s, "backoff_min_ms"), (void *)base);
+	int hi = *(const int *)member(field_named(s, "backoff_max_ms"), (void *)base);
 	int max_line = line_of(t, "backoff_max_ms");
 	char key[KEY_MAX];
 
-	if (rc->backoff_max_ms >= rc->backoff_min_ms) {
+	if (hi >= lo) {
 		return 0;
 	}
 	if (max_line != 0) {
 		return errorf(ld, max_line, join_key(key, prefix, "backoff_max_ms"),
-			      "must not be less than backoff_min_ms (%d)", rc->backoff_min_ms);
+			      "must not be less than backoff_min_ms (%d)", lo);
 	}
 	return errorf(ld, line_of(t, "backoff_min_ms"), join_key(key, prefix, "backoff_min_ms"),
-		      "must not be more than backoff_max_ms (%d)", rc->backoff_max_ms);
+		      "must not be more than backoff_max_ms (%d)", hi);
+}
+
+/* Names appear in logs, metrics and relay_deliveries: they must be unique. */
+static int
+check_unique_subscriber(struct loader *ld, const struct toml_table *t, const char *prefix,
+			const void *base)
+{
+	const struct subscriber_config *sub = base;
+	const struct config *cfg = ld->cfg;
+	char key[KEY_MAX];
+
+	for (size_t i = 0; i + 1 < cfg->n_subscribers; i++) {
+		if (strcmp(cfg->subscribers[i].name, sub->name) == 0) {
+			return errorf(ld, line_of(t, "name"), join_key(key, prefix, "name"),
+				      "duplicate name, also used by subscriber[%zu]", i + 1);
+		}
+	}
+	return 0;
 }
 
 /*
@@ -1312,6 +1406,16 @@ config_adopt_secrets(struct config *cfg, struct config *fresh)
 				&fresh->apps[match - fresh->apps]);
 		adopted++;
 	}
+	for (size_t i = 0; i < cfg->n_subscribers; i++) {
+		const struct subscriber_config *match =
+		    config_subscriber_by_name(fresh, cfg->subscribers[i].name);
+
+		if (match != NULL) {
+			swap_reloadable(subscriber_fields, N(subscriber_fields),
+					&cfg->subscribers[i],
+					&fresh->subscribers[match - fresh->subscribers]);
+		}
+	}
 	for (size_t i = 0; i < N(sections); i++) {
 		const struct section *s = &sections[i];
 
@@ -1362,4 +1466,18 @@ config_each_key(void (*fn)(const char *section, const char *key, bool reloadable
 			fn(sections[i].name, f->key, (f->flags & FIELD_RELOADABLE) != 0, arg);
 		}
 	}
+}
+
+const struct subscriber_config *
+config_subscriber_by_name(const struct config *cfg, const char *name)
+{
+	if (cfg == NULL || name == NULL) {
+		return NULL;
+	}
+	for (size_t i = 0; i < cfg->n_subscribers; i++) {
+		if (strcmp(cfg->subscribers[i].name, name) == 0) {
+			return &cfg->subscribers[i];
+		}
+	}
+	return NULL;
 }

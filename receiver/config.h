@@ -66,6 +66,29 @@ struct reconcile_config {
 	int sweep_window_s;
 };
 
+/* [relay]: the outbox's senders (relay.c). */
+struct relay_config {
+	bool enabled; /* false: this receiver sends nothing (others on the database may) */
+	int max_attempts;
+	int backoff_min_ms;
+	int backoff_max_ms;
+};
+
+/* [[subscriber]]: one service that gets the events, as Standard Webhooks. */
+struct subscriber_config {
+	char *name;   /* unique */
+	char *url;    /* http(s)://host[:port]/path */
+	char *secret; /* "whsec_" + base64 of 24..64 bytes */
+	char **previous_secrets;
+	size_t n_previous_secrets;
+	char **events; /* event types to send; none: all */
+	size_t n_events;
+	char **apps; /* apps whose events to send; none: all */
+	size_t n_apps;
+	int timeout_ms;
+	int max_concurrency; /* requests in flight to it, per receiver */
+};
+
 struct log_config {
 	char *level; /* "debug", "info", "warn", "error" */
 };
@@ -78,6 +101,9 @@ struct config {
 	size_t n_apps;
 	struct upstream_config upstream;
 	struct reconcile_config reconcile;
+	struct relay_config relay;
+	struct subscriber_config *subscribers;
+	size_t n_subscribers;
 	struct log_config log;
 };
 
@@ -90,9 +116,10 @@ void config_free(struct config *cfg);
 
 /*
  * SIGHUP: take the keys config.c marks reloadable - each app's key, secrets
- * and signature mode, and the log level - from FRESH (a newly loaded
- * config), for apps of the same name.  They are swapped: FRESH then holds
- * the old values.  Returns how many apps were updated; free FRESH afterwards.
+ * and signature mode, each subscriber's secrets, and the log level - from
+ * FRESH (a newly loaded config), for apps and subscribers of the same name.
+ * They are swapped: FRESH then holds the old values.  Returns how many apps
+ * were updated; free FRESH afterwards.
  */
 size_t config_adopt_secrets(struct config *cfg, struct config *fresh);
 
@@ -101,6 +128,13 @@ const struct app_config *config_app_by_path(const struct config *cfg, const char
 
 /* The app named NAME, or NULL. */
 const struct app_config *config_app_by_name(const struct config *cfg, const char *name);
+
+/* The subscriber named NAME, or NULL. */
+const struct subscriber_config *config_subscriber_by_name(const struct config *cfg,
+							  const char *name);
+
+/* The event types a subscriber's `events` may name. */
+extern const char *const config_event_types[];
 
 /*
  * Calls FN for every key the file may hold, in config.c's order: SECTION

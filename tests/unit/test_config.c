@@ -439,8 +439,8 @@ test_reloadable_set(void)
 	size_t n = 0;
 
 	config_each_key(collect_reloadable, reloadable);
-	CHECK_STR(reloadable,
-		  "app.app_key app.app_secret app.previous_secrets app.signature_mode log.level");
+	CHECK_STR(reloadable, "app.app_key app.app_secret app.previous_secrets app.signature_mode "
+			      "subscriber.secret subscriber.previous_secrets log.level");
 	config_each_key(count_keys, &n);
 	CHECK(n > 20);
 }
@@ -1050,15 +1050,117 @@ test_toml_errors(void)
 	}
 }
 
+/* 32 bytes of base64: a valid Standard Webhooks secret, and two others. */
+#define WHSEC_A "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8GKYo="
+#define WHSEC_B "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+static void
+test_relay_and_subscribers(void)
+{
+	struct config cfg;
+	char err[512];
+	const char *path;
+
+	/* Defaults: relay on, no subscriber. */
+	path = write_file("nosub.toml", DB APP);
+	CHECK_INT(config_load(path, &cfg, err, sizeof(err)), 0);
+	CHECK(cfg.relay.enabled);
+	CHECK_INT(cfg.relay.max_attempts, 12);
+	CHECK_INT(cfg.relay.backoff_min_ms, 5000);
+	CHECK_INT(cfg.relay.backoff_max_ms, 86400000);
+	CHECK_INT(cfg.n_subscribers, 0);
+	config_free(&cfg);
+
+	path = write_file("subs.toml", DB APP
+			  "[relay]\nmax_attempts = 3\n"
+			  "[[subscriber]]\nname = \"erp\"\nurl = \"https://erp.example/hooks\"\n"
+			  "secret = \"" WHSEC_A "\"\nevents = [\"order.status_changed\"]\n"
+			  "[[subscriber]]\nname = \"bot\"\nurl = \"http://127.0.0.1:9/x\"\n"
+			  "secret = \"" WHSEC_B "\"\nprevious_secrets = [\"" WHSEC_A "\"]\n"
+			  "apps = [\"a\"]\ntimeout_ms = 500\nmax_concurrency = 1\n");
+	CHECK_INT(config_load(path, &cfg, err, sizeof(err)), 0);
+	CHECK_INT(cfg.relay.max_attempts, 3);
+	CHECK_INT(cfg.n_subscribers, 2);
+	if (cfg.n_subscribers == 2) {
+		CHECK_STR(cfg.subscribers[0].name, "erp");
+		CHECK_INT(cfg.subscribers[0].n_events, 1);
+		CHECK_INT(cfg.subscribers[0].n_apps, 0);
+		CHECK_INT(cfg.subscribers[0].timeout_ms, 15000);
+		CHECK_INT(cfg.subscribers[0].max_concurrency, 4);
+		CHECK_STR(cfg.subscribers[1].secret, WHSEC_B);
+		CHECK_INT(cfg.subscribers[1].n_previous_secrets, 1);
+		CHECK_STR(cfg.subscribers[1].apps[0], "a");
+		CHECK_INT(cfg.subscribers[1].timeout_ms, 500);
+		CHECK(config_subscriber_by_name(&cfg, "bot") == &cfg.subscribers[1]);
+	}
+	CHECK(config_subscriber_by_name(&cfg, "nobody") == NULL);
+	config_free(&cfg);
+}
+
+static void
+test_error_subscribers(void)
+{
+	CHECK_ERR(DB APP
+		  "[[subscriber]]\nname = \"x\"\nurl = \"https://h/\"\nsecret = \"s3cret\"\n",
+		  ":11: subscriber[1].secret: must start with whsec_");
+	CHECK_ERR(DB APP "[[subscriber]]\nname = \"x\"\nurl = \"https://h/\"\n"
+			 "secret = \"whsec_AAAA\"\n",
+		  ":11: subscriber[1].secret: must be whsec_ and the base64 of 24 to 64 bytes");
+	CHECK_ERR(DB APP "[[subscriber]]\nname = \"x\"\nurl = \"https://h/\"\n"
+			 "secret = \"whsec_!!!!\"\n",
+		  ":11: subscriber[1].secret: must be whsec_ and base64");
+	CHECK_ERR(DB APP "[[subscriber]]\nname = \"x\"\nurl = \"ftp://h/\"\n",
+		  ":10: subscriber[1].url: must start with http:// or https://");
+	CHECK_ERR(DB APP "[[subscriber]]\nname = \"x\"\nurl = \"https://h/\"\nsecret = \"" WHSEC_A
+			 "\"\nevents = [\"order.deleted\"]\n",
+		  ":12: subscriber[1].events[1]: must be one of order.status_changed");
+	CHECK_ERR(DB APP
+		  "[[subscriber]]\nname = \"x\"\nurl = \"https://h/\"\nsecret = \"" WHSEC_A
+		  "\"\n[[subscriber]]\nname = \"x\"\nurl = \"https://h/\"\nsecret = \"" WHSEC_A
+		  "\"\n",
+		  ":13: subscriber[2].name: duplicate name, also used by subscriber[1]");
+	CHECK_ERR(DB APP "[[subscriber]]\nname = \"x\"\nurl = \"https://h/\"\n",
+		  ":8: subscriber[1].secret: missing (required)");
+	CHECK_ERR(DB APP "[relay]\nbackoff_min_ms = 10\nbackoff_max_ms = 5\n",
+		  ":10: relay.backoff_max_ms: must not be less than backoff_min_ms (10)");
+}
+
+static void
+test_adopt_subscriber_secrets(void)
+{
+	struct config cfg, fresh;
+	char err[512];
+	const char *path;
+
+	path =
+	    write_file("rot1.toml", DB APP "[[subscriber]]\nname = \"erp\"\nurl = \"https://h/\"\n"
+					   "secret = \"" WHSEC_A "\"\n");
+	CHECK_INT(config_load(path, &cfg, err, sizeof(err)), 0);
+	path = write_file("rot2.toml",
+			  DB APP "[[subscriber]]\nname = \"erp\"\nurl = \"https://other/\"\n"
+				 "secret = \"" WHSEC_B "\"\nprevious_secrets = [\"" WHSEC_A
+				 "\"]\ntimeout_ms = 7\n");
+	CHECK_INT(config_load(path, &fresh, err, sizeof(err)), 0);
+	config_adopt_secrets(&cfg, &fresh);
+	CHECK_STR(cfg.subscribers[0].secret, WHSEC_B);
+	CHECK_INT(cfg.subscribers[0].n_previous_secrets, 1);
+	CHECK_STR(cfg.subscribers[0].url, "https://h/"); /* not reloadable */
+	CHECK_INT(cfg.subscribers[0].timeout_ms, 15000);
+	CHECK_STR(fresh.subscribers[0].secret, WHSEC_A);
+	config_free(&fresh);
+	config_free(&cfg);
+}
+
 CHECK_MAIN("config", CHECK_TEST(test_full_file), CHECK_TEST(test_defaults),
 	   CHECK_TEST(test_defaults_from_rows), CHECK_TEST(test_adopt_secrets),
-	   CHECK_TEST(test_reloadable_set), CHECK_TEST(test_free_zeroed_and_lookup_null),
-	   CHECK_TEST(test_env_and_file_values), CHECK_TEST(test_database_url_env),
-	   CHECK_TEST(test_error_unknown_key), CHECK_TEST(test_error_unknown_table),
-	   CHECK_TEST(test_error_wrong_type), CHECK_TEST(test_error_duplicate_key),
-	   CHECK_TEST(test_error_missing), CHECK_TEST(test_error_listen),
-	   CHECK_TEST(test_error_range), CHECK_TEST(test_error_strings),
-	   CHECK_TEST(test_error_duplicate_app), CHECK_TEST(test_error_syntax),
-	   CHECK_TEST(test_error_env_file), CHECK_TEST(test_error_hides_secrets),
-	   CHECK_TEST(test_toml_values), CHECK_TEST(test_toml_crlf_and_bom),
-	   CHECK_TEST(test_toml_errors))
+	   CHECK_TEST(test_reloadable_set), CHECK_TEST(test_relay_and_subscribers),
+	   CHECK_TEST(test_error_subscribers), CHECK_TEST(test_adopt_subscriber_secrets),
+	   CHECK_TEST(test_free_zeroed_and_lookup_null), CHECK_TEST(test_env_and_file_values),
+	   CHECK_TEST(test_database_url_env), CHECK_TEST(test_error_unknown_key),
+	   CHECK_TEST(test_error_unknown_table), CHECK_TEST(test_error_wrong_type),
+	   CHECK_TEST(test_error_duplicate_key), CHECK_TEST(test_error_missing),
+	   CHECK_TEST(test_error_listen), CHECK_TEST(test_error_range),
+	   CHECK_TEST(test_error_strings), CHECK_TEST(test_error_duplicate_app),
+	   CHECK_TEST(test_error_syntax), CHECK_TEST(test_error_env_file),
+	   CHECK_TEST(test_error_hides_secrets), CHECK_TEST(test_toml_values),
+	   CHECK_TEST(test_toml_crlf_and_bom), CHECK_TEST(test_toml_errors))
