@@ -32,20 +32,19 @@
 #include <string.h>
 #include <sys/queue.h>
 
-#include "db.h"
+#include "dbq.h"
 #include "log.h"
 #include "metrics.h"
 #include "reconcile.h"
 #include "tradeapi.h"
 #include "util.h"
 
-#define TICK_MS		 1000 /* look for due jobs at least this often */
-#define SWEEP_CHECK_S	 30   /* look for a due sweep at most this often */
-#define SWEEP_PAGE_SIZE	 50
-#define SWEEP_MAX_PAGES	 10000 /* 500,000 orders: a runaway guard, not a limit */
-#define LEASE_MARGIN_MS	 10000
-#define COUNT_JOBS_S	 5 /* refresh the job counts for /metrics */
-#define QUERY_TIMEOUT_MS 30000
+#define TICK_MS		1000 /* look for due jobs at least this often */
+#define SWEEP_CHECK_S	30   /* look for a due sweep at most this often */
+#define SWEEP_PAGE_SIZE 50
+#define SWEEP_MAX_PAGES 10000 /* 500,000 orders: a runaway guard, not a limit */
+#define LEASE_MARGIN_MS 10000
+#define COUNT_JOBS_S	5 /* refresh the job counts for /metrics */
 
 #define SQL_CLAIM "SELECT order_id, app, generation, attempts FROM receiver_claim_jobs($1, $2)"
 #define SQL_FINISH                                                                                 \
@@ -80,20 +79,6 @@ struct reconcile_stats {
 	int64_t jobs_dead;
 };
 
-typedef void (*op_fn)(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
-		      const char *error);
-
-/* One database step waiting for, or using, the connection. */
-struct op {
-	TAILQ_ENTRY(op) link;
-	struct reconciler *r;
-	const char *sql;
-	char *params[6];
-	int nparams;
-	op_fn fn;
-	void *ctx;
-};
-
 /* An order being fetched: a claimed job, or a command-line fetch. */
 struct job {
 	struct reconciler *r;
@@ -118,19 +103,15 @@ struct sweep {
 	void *fn_arg;
 };
 
-TAILQ_HEAD(op_list, op);
-
 struct reconciler {
 	struct event_base *base;
 	const struct config *cfg;
-	struct db *db;
+	struct dbq *q; /* this module's own connection, one step at a time */
 	struct tradeapi *api;
 	struct event *ev_tick;
 	bool background;
 	bool stopping; /* no new work; what is abandoned is no failure */
 
-	struct op_list ops;
-	struct op *running_op;
 	bool claiming;
 	size_t jobs_running;
 	struct sweep *sweep;	  /* the one sweep under way, or NULL */
@@ -143,45 +124,39 @@ struct reconciler {
 };
 
 static void on_db_up(void *arg);
-static void on_db_down(void *arg);
 static void on_notify(void *arg, const char *channel, const char *payload);
 static void on_tick(evutil_socket_t fd, short what, void *arg);
-static void op_add(struct reconciler *r, const char *sql, op_fn fn, void *ctx, int nparams, ...);
-static void op_run(struct reconciler *r);
-static void op_done(void *arg, enum status st, const PGresult *res, const char *error);
-static void op_free(struct op *op);
 static void claim(struct reconciler *r);
-static void claimed(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
-		    const char *error);
+static void claimed(void *owner, void *ctx, enum status st, const PGresult *res, const char *error);
 static void job_fetch(struct job *job);
 static void job_answer(void *arg, const struct tradeapi_result *res);
 static void job_failed(struct job *job, const char *why, bool permanent);
-static void job_finished(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
+static void job_finished(void *owner, void *ctx, enum status st, const PGresult *res,
 			 const char *error);
-static void job_fail_recorded(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
+static void job_fail_recorded(void *owner, void *ctx, enum status st, const PGresult *res,
 			      const char *error);
 static void job_end(struct job *job, bool ok, const char *text);
 static int backoff_ms(const struct reconcile_config *rc, int attempts);
 static long lease_for(const struct config *cfg, size_t ahead);
 static void count_jobs(struct reconciler *r);
-static void jobs_counted(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
+static void jobs_counted(void *owner, void *ctx, enum status st, const PGresult *res,
 			 const char *error);
 static void sweep_check(struct reconciler *r);
-static void sweep_claimed(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
+static void sweep_claimed(void *owner, void *ctx, enum status st, const PGresult *res,
 			  const char *error);
 static void sweep_page(struct sweep *sw);
 static void sweep_answer(void *arg, const struct tradeapi_result *res);
-static void sweep_applied(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
+static void sweep_applied(void *owner, void *ctx, enum status st, const PGresult *res,
 			  const char *error);
 static void sweep_end(struct sweep *sw, const char *error);
-static void sweep_recorded(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
+static void sweep_recorded(void *owner, void *ctx, enum status st, const PGresult *res,
 			   const char *error);
 
 struct reconciler *
 reconciler_new(struct event_base *base, const struct config *cfg, int schema_version, char *err,
 	       size_t errlen)
 {
-	static const struct db_handlers handlers = {on_db_up, on_db_down, on_notify};
+	static const struct db_handlers handlers = {on_db_up, NULL, on_notify};
 	struct reconciler *r = calloc(1, sizeof(*r));
 
 	if (r == NULL) {
@@ -190,20 +165,19 @@ reconciler_new(struct event_base *base, const struct config *cfg, int schema_ver
 	}
 	r->base = base;
 	r->cfg = cfg;
-	TAILQ_INIT(&r->ops);
 	r->api = tradeapi_new(base, &cfg->upstream, err, errlen);
 	if (r->api == NULL) {
 		free(r);
 		return NULL;
 	}
-	r->db = db_new(base, &cfg->database, schema_version, "reconcile", &handlers, r);
+	r->q = dbq_new(base, &cfg->database, schema_version, "reconcile", &handlers, r);
 	r->ev_tick = event_new(base, -1, EV_PERSIST, on_tick, r);
-	if (r->db == NULL || r->ev_tick == NULL) {
+	if (r->q == NULL || r->ev_tick == NULL) {
 		snprintf(err, errlen, "out of memory");
 		reconciler_free(r);
 		return NULL;
 	}
-	db_start(r->db);
+	dbq_start(r->q);
 	return r;
 }
 
@@ -213,7 +187,7 @@ reconciler_start(struct reconciler *r)
 	struct timeval tick = util_tv_ms(TICK_MS);
 
 	r->background = true;
-	db_listen(r->db, "reconcile_jobs");
+	dbq_listen(r->q, "reconcile_jobs");
 	event_add(r->ev_tick, &tick);
 	if (r->cfg->reconcile.sweep_interval_s > 0)
 		r->next_sweep_check = util_mono_us() + 5000000; /* let the daemon settle first */
@@ -302,8 +276,6 @@ reconciler_stop(struct reconciler *r)
 void
 reconciler_free(struct reconciler *r)
 {
-	struct op *op;
-
 	if (r == NULL)
 		return;
 	r->background = false;
@@ -311,43 +283,23 @@ reconciler_free(struct reconciler *r)
 	/* Abandoned calls report STATUS_SHUTDOWN; their jobs' leases expire. */
 	tradeapi_free(r->api);
 	r->api = NULL;
-	db_free(r->db);
-	r->db = NULL;
-	while ((op = TAILQ_FIRST(&r->ops)) != NULL) {
-		TAILQ_REMOVE(&r->ops, op, link);
-		op->fn(r, op->ctx, STATUS_SHUTDOWN, NULL, "shutting down");
-		op_free(op);
-	}
+	dbq_free(r->q); /* its steps report STATUS_SHUTDOWN */
+	r->q = NULL;
 	if (r->ev_tick != NULL)
 		event_free(r->ev_tick);
 	free(r->sweep);
 	free(r);
 }
 
-/* --- the database queue -------------------------------------------------- */
+/* --- the database ------------------------------------------------------- */
 
 static void
 on_db_up(void *arg)
 {
 	struct reconciler *r = arg;
 
-	op_run(r);
 	if (r->background)
 		claim(r);
-}
-
-/* Queued steps fail now; a claimed job then just waits for its lease. */
-static void
-on_db_down(void *arg)
-{
-	struct reconciler *r = arg;
-	struct op *op;
-
-	while ((op = TAILQ_FIRST(&r->ops)) != NULL) {
-		TAILQ_REMOVE(&r->ops, op, link);
-		op->fn(r, op->ctx, STATUS_UNAVAILABLE, NULL, "database unavailable");
-		op_free(op);
-	}
 }
 
 static void
@@ -372,79 +324,6 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		sweep_check(r);
 }
 
-/* Queue SQL with NPARAMS string parameters (NULL for SQL NULL), copied. */
-static void
-op_add(struct reconciler *r, const char *sql, op_fn fn, void *ctx, int nparams, ...)
-{
-	struct op *op = calloc(1, sizeof(*op));
-	bool copied = op != NULL;
-	va_list ap;
-
-	if (op != NULL) {
-		op->r = r;
-		op->sql = sql;
-		op->fn = fn;
-		op->ctx = ctx;
-		op->nparams = nparams;
-		va_start(ap, nparams);
-		for (int i = 0; i < nparams; i++) {
-			const char *p = va_arg(ap, const char *);
-
-			/* A failed copy must not turn into an SQL NULL. */
-			op->params[i] = p != NULL ? strdup(p) : NULL;
-			if (p != NULL && op->params[i] == NULL)
-				copied = false;
-		}
-		va_end(ap);
-	}
-	if (!copied) {
-		if (op != NULL)
-			op_free(op);
-		fn(r, ctx, STATUS_NOMEM, NULL, "out of memory");
-		return;
-	}
-	TAILQ_INSERT_TAIL(&r->ops, op, link);
-	op_run(r);
-}
-
-static void
-op_run(struct reconciler *r)
-{
-	struct op *op = TAILQ_FIRST(&r->ops);
-
-	if (op == NULL || r->running_op != NULL || !db_idle(r->db))
-		return;
-	TAILQ_REMOVE(&r->ops, op, link);
-	r->running_op = op;
-	if (db_query(r->db, op->sql, op->nparams, (const char *const *)op->params, QUERY_TIMEOUT_MS,
-		     op_done, op) < 0) {
-		r->running_op = NULL;
-		op->fn(r, op->ctx, STATUS_ERROR, NULL, "database busy");
-		op_free(op);
-	}
-}
-
-static void
-op_done(void *arg, enum status st, const PGresult *res, const char *error)
-{
-	struct op *op = arg;
-	struct reconciler *r = op->r;
-
-	r->running_op = NULL;
-	op->fn(r, op->ctx, st, res, error);
-	op_free(op);
-	if (r->db != NULL)
-		op_run(r);
-}
-
-static void
-op_free(struct op *op)
-{
-	for (int i = 0; i < op->nparams; i++)
-		free(op->params[i]);
-	free(op);
-}
-
 /* --- jobs --------------------------------------------------------------- */
 
 /* Claim as many due jobs as there are free fetch slots. */
@@ -456,7 +335,7 @@ claim(struct reconciler *r)
 	char limit[24], lease[24];
 	long lease_ms;
 
-	if (!r->background || r->stopping || r->claiming || !db_up(r->db) ||
+	if (!r->background || r->stopping || r->claiming || !dbq_up(r->q) ||
 	    r->jobs_running >= slots)
 		return;
 	slots -= r->jobs_running;
@@ -464,12 +343,13 @@ claim(struct reconciler *r)
 	snprintf(limit, sizeof(limit), "%zu", slots);
 	snprintf(lease, sizeof(lease), "%ld", lease_ms);
 	r->claiming = true;
-	op_add(r, SQL_CLAIM, claimed, NULL, 2, limit, lease);
+	dbq_add(r->q, SQL_CLAIM, claimed, NULL, 2, limit, lease);
 }
 
 static void
-claimed(struct reconciler *r, void *ctx, enum status st, const PGresult *res, const char *error)
+claimed(void *owner, void *ctx, enum status st, const PGresult *res, const char *error)
 {
+	struct reconciler *r = owner;
 	(void)ctx;
 	r->claiming = false;
 	if (st != STATUS_OK) {
@@ -529,19 +409,19 @@ job_answer(void *arg, const struct tradeapi_result *res)
 		return;
 	}
 	if (job->generation < 0) {
-		op_add(r, SQL_APPLY_ONE, job_finished, job, 3, job->order_text, job->app->name,
-		       res->record);
+		dbq_add(r->q, SQL_APPLY_ONE, job_finished, job, 3, job->order_text, job->app->name,
+			res->record);
 		return;
 	}
 	snprintf(gen, sizeof(gen), "%lld", job->generation);
-	op_add(r, SQL_FINISH, job_finished, job, 5, job->order_text, job->app->name, gen,
-	       res->record, res->source);
+	dbq_add(r->q, SQL_FINISH, job_finished, job, 5, job->order_text, job->app->name, gen,
+		res->record, res->source);
 }
 
 static void
-job_finished(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
-	     const char *error)
+job_finished(void *owner, void *ctx, enum status st, const PGresult *res, const char *error)
 {
+	struct reconciler *r = owner;
 	struct job *job = ctx;
 	char text[256];
 
@@ -583,7 +463,7 @@ job_failed(struct job *job, const char *why, bool permanent)
 		log_event(permanent ? LOG_ERROR : LOG_WARN, "fetch_failed",
 			  "order %s (attempt %d): %s%s", job->order_text, job->attempts, why,
 			  permanent ? " - retrying cannot fix this" : "");
-	if (job->generation < 0 || job->r->db == NULL) {
+	if (job->generation < 0 || job->r->q == NULL) {
 		char text[320];
 
 		snprintf(text, sizeof(text), "%s: %s", job->order_text, why);
@@ -593,14 +473,14 @@ job_failed(struct job *job, const char *why, bool permanent)
 	snprintf(gen, sizeof(gen), "%lld", job->generation);
 	snprintf(retry, sizeof(retry), "%d", backoff_ms(rc, job->attempts));
 	snprintf(max, sizeof(max), "%d", rc->max_attempts);
-	op_add(job->r, SQL_FAILED, job_fail_recorded, job, 6, job->order_text, gen, why, retry, max,
-	       permanent ? "true" : "false");
+	dbq_add(job->r->q, SQL_FAILED, job_fail_recorded, job, 6, job->order_text, gen, why, retry,
+		max, permanent ? "true" : "false");
 }
 
 static void
-job_fail_recorded(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
-		  const char *error)
+job_fail_recorded(void *owner, void *ctx, enum status st, const PGresult *res, const char *error)
 {
+	struct reconciler *r = owner;
 	struct job *job = ctx;
 
 	if (st == STATUS_OK && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "dead") == 0) {
@@ -664,17 +544,17 @@ count_jobs(struct reconciler *r)
 {
 	int64_t now = util_mono_us();
 
-	if (r->counting || now < r->next_count || !db_up(r->db))
+	if (r->counting || now < r->next_count || !dbq_up(r->q))
 		return;
 	r->next_count = now + COUNT_JOBS_S * 1000000LL;
 	r->counting = true;
-	op_add(r, SQL_JOB_COUNTS, jobs_counted, NULL, 0);
+	dbq_add(r->q, SQL_JOB_COUNTS, jobs_counted, NULL, 0);
 }
 
 static void
-jobs_counted(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
-	     const char *error)
+jobs_counted(void *owner, void *ctx, enum status st, const PGresult *res, const char *error)
 {
+	struct reconciler *r = owner;
 	(void)ctx;
 	(void)error;
 	r->counting = false;
@@ -698,17 +578,17 @@ sweep_check(struct reconciler *r)
 	    util_mono_us() + 1000000LL * (r->cfg->reconcile.sweep_interval_s < SWEEP_CHECK_S
 					      ? r->cfg->reconcile.sweep_interval_s
 					      : SWEEP_CHECK_S);
-	if (!db_up(r->db) || r->cfg->n_apps == 0)
+	if (!dbq_up(r->q) || r->cfg->n_apps == 0)
 		return;
 	app = &r->cfg->apps[r->sweep_app++ % r->cfg->n_apps];
 	snprintf(interval, sizeof(interval), "%d", r->cfg->reconcile.sweep_interval_s);
-	op_add(r, SQL_SWEEP_CLAIM, sweep_claimed, (void *)app, 2, app->name, interval);
+	dbq_add(r->q, SQL_SWEEP_CLAIM, sweep_claimed, (void *)app, 2, app->name, interval);
 }
 
 static void
-sweep_claimed(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
-	      const char *error)
+sweep_claimed(void *owner, void *ctx, enum status st, const PGresult *res, const char *error)
 {
+	struct reconciler *r = owner;
 	const struct app_config *app = ctx;
 	struct sweep *sw;
 
@@ -756,14 +636,14 @@ sweep_answer(void *arg, const struct tradeapi_result *res)
 		return;
 	}
 	sw->r->stats.sweep_pages++;
-	op_add(sw->r, SQL_SWEEP_PAGE, sweep_applied, sw, 3, sw->app->name, res->record,
-	       res->source);
+	dbq_add(sw->r->q, SQL_SWEEP_PAGE, sweep_applied, sw, 3, sw->app->name, res->record,
+		res->source);
 }
 
 static void
-sweep_applied(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
-	      const char *error)
+sweep_applied(void *owner, void *ctx, enum status st, const PGresult *res, const char *error)
 {
+	struct reconciler *r = owner;
 	struct sweep *sw = ctx;
 	long n;
 
@@ -810,13 +690,13 @@ sweep_end(struct sweep *sw, const char *error)
 		sweep_recorded(r, sw, STATUS_SHUTDOWN, NULL, "shutting down");
 		return;
 	}
-	op_add(r, SQL_SWEEP_END, sweep_recorded, sw, 3, sw->app->name, seen, sw->error);
+	dbq_add(r->q, SQL_SWEEP_END, sweep_recorded, sw, 3, sw->app->name, seen, sw->error);
 }
 
 static void
-sweep_recorded(struct reconciler *r, void *ctx, enum status st, const PGresult *res,
-	       const char *error)
+sweep_recorded(void *owner, void *ctx, enum status st, const PGresult *res, const char *error)
 {
+	struct reconciler *r = owner;
 	(void)st;
 	(void)res;
 	(void)error;

@@ -25,7 +25,7 @@ import re
 import sys
 
 LAYERS = [
-    ("base", ["log", "util", "json", "toml", "config", "metrics", "db", "migrate"]),
+    ("base", ["log", "util", "json", "toml", "config", "metrics", "db", "dbq", "migrate"]),
     ("push", ["form", "signature", "message", "delivery", "store", "ingest", "http"]),
     ("outbound", ["httpclient", "tradeapi", "tokens", "reconcile", "relay"]),
     ("top", ["server", "cli", "main"]),
