@@ -136,7 +136,6 @@ static void job_finished(void *owner, void *ctx, enum status st, const PGresult 
 static void job_fail_recorded(void *owner, void *ctx, enum status st, const PGresult *res,
 			      const char *error);
 static void job_end(struct job *job, bool ok, const char *text);
-static int backoff_ms(const struct reconcile_config *rc, int attempts);
 static long lease_for(const struct config *cfg, size_t ahead);
 static void count_jobs(struct reconciler *r);
 static void jobs_counted(void *owner, void *ctx, enum status st, const PGresult *res,
@@ -471,7 +470,7 @@ job_failed(struct job *job, const char *why, bool permanent)
 		return;
 	}
 	snprintf(gen, sizeof(gen), "%lld", job->generation);
-	snprintf(retry, sizeof(retry), "%d", backoff_ms(rc, job->attempts));
+	snprintf(retry, sizeof(retry), "%d", (int)util_backoff_ms(rc->backoff_min_ms, rc->backoff_max_ms, job->attempts));
 	snprintf(max, sizeof(max), "%d", rc->max_attempts);
 	dbq_add(job->r->q, SQL_FAILED, job_fail_recorded, job, 6, job->order_text, gen, why, retry,
 		max, permanent ? "true" : "false");
@@ -523,19 +522,6 @@ lease_for(const struct config *cfg, size_t ahead)
 
 	return (long)ahead * 1000 / u->max_rps + (waves + 1) * (long)u->timeout_ms +
 	       LEASE_MARGIN_MS;
-}
-
-/* Exponential from backoff_min_ms, capped, then jittered to [d/2, d]. */
-static int
-backoff_ms(const struct reconcile_config *rc, int attempts)
-{
-	long d = rc->backoff_min_ms;
-
-	for (int i = 1; i < attempts && d < rc->backoff_max_ms; i++)
-		d *= 2;
-	if (d > rc->backoff_max_ms)
-		d = rc->backoff_max_ms;
-	return (int)util_jitter(d);
 }
 
 /* The job counts /metrics shows: one cheap query every few seconds. */

@@ -30,6 +30,7 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "reconcile.h"
+#include "relay.h"
 #include "server.h"
 #include "store.h"
 #include "util.h"
@@ -44,6 +45,7 @@ struct worker {
 	struct ingest *ingest;
 	struct http *http;
 	struct reconciler *reconciler; /* NULL when [reconcile] enabled = false */
+	struct relay *relay;	       /* NULL without [[subscriber]] or [relay] enabled */
 	struct event *ev_sigterm;
 	struct event *ev_sigint;
 	struct event *ev_sighup;
@@ -212,9 +214,12 @@ worker_run(struct config *cfg, int index)
 	store_start(w.store);
 	if (w.reconciler != NULL)
 		reconciler_start(w.reconciler);
-	log_event(LOG_INFO, "serving", "worker %d listening on %s, %zu app(s), schema version %d%s",
+	if (w.relay != NULL)
+		relay_start(w.relay);
+	log_event(LOG_INFO, "serving", "worker %d listening on %s, %zu app(s), schema version %d%s%s",
 		  index, cfg->server.listen, cfg->n_apps, migrate_latest_version(),
-		  w.reconciler != NULL ? ", reconciling" : "");
+		  w.reconciler != NULL ? ", reconciling" : "",
+		  w.relay != NULL ? ", relaying" : "");
 	event_base_dispatch(w.base);
 	log_event(LOG_INFO, "stopped", "worker %d: shutdown complete", index);
 	rc = 0;
@@ -256,6 +261,16 @@ worker_init(struct worker *w, struct config *cfg, bool reconciles)
 			return -1;
 		}
 	}
+	/* Like reconciling, only worker 0 relays: a subscriber's limits hold per receiver. */
+	if (cfg->relay.enabled && cfg->n_subscribers > 0 && reconciles) {
+		char err[256];
+
+		w->relay = relay_new(w->base, cfg, migrate_latest_version(), err, sizeof(err));
+		if (w->relay == NULL) {
+			log_event(LOG_ERROR, "relay_failed", "%s", err);
+			return -1;
+		}
+	}
 	if (w->http == NULL)
 		return -1;
 	return watch_signals(w);
@@ -290,6 +305,7 @@ worker_free(struct worker *w)
 {
 	if (w->reconciler != NULL)
 		reconciler_free(w->reconciler);
+	relay_free(w->relay);
 	if (w->store != NULL)
 		store_free(w->store);
 	if (w->http != NULL)
@@ -325,6 +341,8 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	http_stop_accepting(w->http);
 	if (w->reconciler != NULL)
 		reconciler_stop(w->reconciler);
+	if (w->relay != NULL)
+		relay_stop(w->relay);
 	evtimer_add(w->ev_deadline, &deadline);
 	store_drain(w->store, on_drained, w);
 }
@@ -423,4 +441,6 @@ render_metrics(void *arg, struct evbuffer *out)
 	store_metrics(w->store, out);
 	if (w->reconciler != NULL)
 		reconciler_metrics(w->reconciler, out);
+	if (w->relay != NULL)
+		relay_metrics(w->relay, out);
 }

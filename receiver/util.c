@@ -69,6 +69,18 @@ rate_limit_allow(struct rate_limit *rl)
 }
 
 long
+util_backoff_ms(long min_ms, long max_ms, int attempts)
+{
+	long d = min_ms;
+
+	for (int i = 1; i < attempts && d < max_ms; i++)
+		d *= 2;
+	if (d > max_ms)
+		d = max_ms;
+	return util_jitter(d);
+}
+
+long
 util_jitter(long ms)
 {
 	return ms / 2 + (long)((unsigned long)random() % (unsigned long)(ms / 2 + 1));

@@ -64,6 +64,12 @@ void rate_limit_init(struct rate_limit *rl, double rate);
 /* Take a token if there is one: true when the event may happen now. */
 bool rate_limit_allow(struct rate_limit *rl);
 
+/*
+ * The wait before retry number ATTEMPTS (1: the first retry): MIN_MS,
+ * doubled each attempt, capped at MAX_MS, then jittered to [d/2, d].
+ */
+long util_backoff_ms(long min_ms, long max_ms, int attempts);
+
 /* A random duration in [ms/2, ms]: spreads retries of many processes. */
 long util_jitter(long ms);
 
