@@ -27,6 +27,7 @@
 #include "message.h"
 #include "migrate.h"
 #include "reconcile.h"
+#include "relay.h"
 #include "signature.h"
 #include "util.h"
 
@@ -45,6 +46,8 @@ static struct reconciler *run_start(struct run *run, const struct config *cfg, c
 static int run_finish(struct run *run, struct reconciler *r);
 static void one_done(void *arg, bool ok, const char *text);
 static int print_query(PGconn *conn, const char *title, const char *sql);
+static int relay_action(PGconn *conn, const struct cli_args *args, const char *name, time_t since,
+			time_t until);
 static char *read_stdin(size_t *len);
 static void print_encoded(const char *s, size_t len);
 static int verify_with(const struct app_config *app, const struct form *form);
@@ -419,4 +422,94 @@ print_encoded(const char *s, size_t len)
 		else
 			printf("%%%02X", c);
 	}
+}
+
+/*
+ * `receiver relay`: the subscribers' state by default; or one action.
+ * Blocking queries, as `jobs`; --test runs the relay's own sender.
+ */
+int
+cli_relay(const struct config *cfg, const struct cli_args *args)
+{
+	const char *name = args->enable != NULL	  ? args->enable
+			   : args->replay != NULL ? args->replay
+			   : args->test != NULL	  ? args->test
+						  : args->subscriber;
+	int actions = (args->enable != NULL) + (args->replay != NULL) + (args->test != NULL) +
+		      (args->retry_dead != 0);
+	time_t since = 0, until = time(NULL);
+	PGconn *conn;
+	int rc;
+
+	if (actions > 1 || (args->subscriber != NULL && !args->retry_dead) ||
+	    ((args->since != NULL || args->until != NULL) && args->replay == NULL)) {
+		fprintf(stderr, "receiver: relay: one of --retry-dead [--subscriber NAME], "
+				"--enable NAME, --replay NAME --since DATE, --test NAME\n");
+		return EXIT_USAGE;
+	}
+	if (name != NULL && config_subscriber_by_name(cfg, name) == NULL) {
+		fprintf(stderr, "receiver: no [[subscriber]] named '%s' in %s\n", name, cfg->file);
+		return EXIT_USAGE;
+	}
+	if (args->replay != NULL &&
+	    (args->since == NULL || parse_date(args->since, &since) < 0 ||
+	     (args->until != NULL && parse_date(args->until, &until) < 0) || since > until)) {
+		fprintf(stderr,
+			"receiver: relay: --replay NAME needs --since DATE [--until DATE], "
+			"dates as YYYY-MM-DD[THH:MM[:SS]] in Shanghai time, since <= until\n");
+		return EXIT_USAGE;
+	}
+	if (args->test != NULL)
+		return relay_test(cfg, config_subscriber_by_name(cfg, name));
+	conn = db_connect_blocking(cfg->database.url);
+	if (PQstatus(conn) != CONNECTION_OK) {
+		fprintf(stderr, "receiver: relay: cannot connect to the database: %s",
+			PQerrorMessage(conn));
+		PQfinish(conn);
+		return 1;
+	}
+	rc = relay_action(conn, args, name, since, until);
+	if (rc == 0)
+		rc = print_query(conn, "subscribers",
+				 "SELECT * FROM relay_lag ORDER BY subscriber") < 0;
+	PQfinish(conn);
+	return rc;
+}
+
+/* The one change asked for, said in a line; 0, or 1 when it failed. */
+static int
+relay_action(PGconn *conn, const struct cli_args *args, const char *name, time_t since,
+	     time_t until)
+{
+	char from[24], to[24];
+	const char *params[3] = {name, from, to};
+	const char *sql, *what;
+	PGresult *res;
+	int rc = 0;
+
+	snprintf(from, sizeof(from), "%lld", (long long)since);
+	snprintf(to, sizeof(to), "%lld", (long long)until);
+	if (args->retry_dead) {
+		sql = "SELECT receiver_relay_retry_dead($1) || ' dead deliveries put back to "
+		      "pending'";
+	} else if (args->enable != NULL) {
+		sql = "SELECT 'subscriber ' || $1 || CASE WHEN receiver_relay_enable($1) THEN "
+		      "' enabled' ELSE ' is not in the database yet' END";
+	} else if (args->replay != NULL) {
+		sql = "SELECT receiver_relay_replay($1, to_timestamp($2::bigint), "
+		      "to_timestamp($3::bigint)) || ' events enqueued again for ' || $1";
+	} else {
+		return 0;
+	}
+	res = PQexecParams(conn, sql, args->replay != NULL ? 3 : 1, NULL, params, NULL, NULL, 0);
+	what = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? PQgetvalue(res, 0, 0)
+									     : NULL;
+	if (what != NULL) {
+		printf("%s\n", what);
+	} else {
+		fprintf(stderr, "receiver: relay: %s", PQresultErrorMessage(res));
+		rc = 1;
+	}
+	PQclear(res);
+	return rc;
 }

@@ -9,12 +9,16 @@
 #include "config.h"
 
 struct cli_args {
-	const char *app;   /* --app NAME, or NULL for the first [[app]] */
-	const char *since; /* --since DATE */
-	const char *until; /* --until DATE */
-	int retry_dead;	   /* --retry-dead */
-	const char *field; /* --field _aop_signature|_dj_signature */
-	char **rest;	   /* positional arguments */
+	const char *app;	/* --app NAME, or NULL for the first [[app]] */
+	const char *since;	/* --since DATE */
+	const char *until;	/* --until DATE */
+	int retry_dead;		/* --retry-dead */
+	const char *field;	/* --field _aop_signature|_dj_signature */
+	const char *subscriber; /* --subscriber NAME */
+	const char *enable;	/* --enable NAME */
+	const char *replay;	/* --replay NAME */
+	const char *test;	/* --test NAME */
+	char **rest;		/* positional arguments */
 	int n_rest;
 };
 
@@ -26,6 +30,12 @@ int cli_sweep(const struct config *cfg, const struct cli_args *args);
 
 /* receiver jobs -c FILE [--retry-dead] */
 int cli_jobs(const struct config *cfg, const struct cli_args *args);
+
+/*
+ * receiver relay -c FILE [--retry-dead [--subscriber NAME] | --enable NAME |
+ *     --replay NAME --since DATE [--until DATE] | --test NAME]
+ */
+int cli_relay(const struct config *cfg, const struct cli_args *args);
 
 /* receiver sign -c FILE [--app NAME] [--field NAME] < message.json */
 int cli_sign(const struct config *cfg, const struct cli_args *args);

@@ -44,6 +44,7 @@ enum {
 	OPT_FIELD = 1 << 2,	 /* --field NAME */
 	OPT_RETRY_DEAD = 1 << 3, /* --retry-dead */
 	OPT_ARGS = 1 << 4,	 /* positional arguments */
+	OPT_RELAY = 1 << 5,	 /* --subscriber, --enable, --replay, --test NAME */
 };
 
 struct command {
@@ -91,6 +92,13 @@ static const struct command commands[] = {
      .needs_config = true,
      .synopsis = "[-c FILE] [--retry-dead]",
      .what = "reconcile jobs: counts, errors"},
+    {.name = "relay",
+     .tool = cli_relay,
+     .options = OPT_RETRY_DEAD | OPT_RELAY | OPT_SINCE,
+     .needs_config = true,
+     .synopsis = "[-c FILE] [--retry-dead] [--subscriber NAME] [--enable NAME] "
+		 "[--replay NAME --since DATE [--until DATE]] [--test NAME]",
+     .what = "webhook subscribers: state, dead, replay"},
     {.name = "sign",
      .tool = cli_sign,
      .options = OPT_APP | OPT_FIELD,
@@ -225,6 +233,14 @@ parse_args(int argc, char **argv, int first, const char **file, struct cli_args 
 			args->until = argv[++i];
 		} else if (strcmp(a, "--field") == 0 && has_value) {
 			args->field = argv[++i];
+		} else if (strcmp(a, "--subscriber") == 0 && has_value) {
+			args->subscriber = argv[++i];
+		} else if (strcmp(a, "--enable") == 0 && has_value) {
+			args->enable = argv[++i];
+		} else if (strcmp(a, "--replay") == 0 && has_value) {
+			args->replay = argv[++i];
+		} else if (strcmp(a, "--test") == 0 && has_value) {
+			args->test = argv[++i];
 		} else if (strcmp(a, "--retry-dead") == 0) {
 			args->retry_dead = 1;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -247,7 +263,11 @@ options_given(const struct cli_args *args)
 	return (args->app != NULL ? OPT_APP : 0) |
 	       (args->since != NULL || args->until != NULL ? OPT_SINCE : 0) |
 	       (args->field != NULL ? OPT_FIELD : 0) | (args->retry_dead ? OPT_RETRY_DEAD : 0) |
-	       (args->n_rest > 0 ? OPT_ARGS : 0);
+	       (args->n_rest > 0 ? OPT_ARGS : 0) |
+	       (args->subscriber != NULL || args->enable != NULL || args->replay != NULL ||
+			args->test != NULL
+		    ? OPT_RELAY
+		    : 0);
 }
 
 /* Loads FILE and runs C with it. */

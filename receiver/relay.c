@@ -21,6 +21,7 @@
  * sends one) and by a timer, for retries coming due.
  */
 #include <inttypes.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,9 +39,10 @@
 #define LEASE_MARGIN_MS	 30000 /* beyond the request's own timeout */
 #define MAX_ANSWER_BYTES 65536 /* a consumer's answer is read, not kept */
 #define MAX_SECRETS	 9     /* secret + previous_secrets signed with */
+#define TEST_BODY_MAX	 512   /* relay.test: a timestamp and a name */
 
-#define SQL_SYNC  "SELECT receiver_relay_sync_subscriber($1, $2::text[], $3::text[])"
-#define SQL_CLAIM "SELECT id, event_id, attempts, body FROM receiver_relay_claim($1, $2, $3)"
+#define SQL_SYNC      "SELECT receiver_relay_sync_subscriber($1, $2::text[], $3::text[])"
+#define SQL_CLAIM     "SELECT id, event_id, attempts, body FROM receiver_relay_claim($1, $2, $3)"
 #define SQL_DELIVERED "SELECT receiver_relay_delivered($1, $2, $3)"
 #define SQL_FAILED    "SELECT receiver_relay_failed($1, $2, $3, $4, $5, $6)"
 #define SQL_GONE      "SELECT receiver_relay_gone($1, $2, $3, $4)"
@@ -91,22 +93,26 @@ static void on_db_up(void *arg);
 static void on_notify(void *arg, const char *channel, const char *payload);
 static void on_tick(evutil_socket_t fd, short what, void *arg);
 static void sync_subscribers(struct relay *r);
-static void synced(void *owner, void *ctx, enum status st, const PGresult *res,
-		   const char *error);
+static void synced(void *owner, void *ctx, enum status st, const PGresult *res, const char *error);
 static void claim_all(struct relay *r);
 static void claim(struct sub *s);
-static void claimed(void *owner, void *ctx, enum status st, const PGresult *res,
-		    const char *error);
+static void claimed(void *owner, void *ctx, enum status st, const PGresult *res, const char *error);
 static void send_attempt(struct attempt *at);
+static void post(struct httpclient *client, struct attempt *at, const char *ts,
+		 const char *signature);
 static void answered(void *arg, const struct httpclient_answer *a);
 static void record_failure(struct attempt *at, const struct httpclient_answer *a);
 static void recorded(void *owner, void *ctx, enum status st, const PGresult *res,
 		     const char *error);
 static void attempt_end(struct attempt *at);
 static void count(struct relay *r);
-static void counted(void *owner, void *ctx, enum status st, const PGresult *res,
-		    const char *error);
+static void counted(void *owner, void *ctx, enum status st, const PGresult *res, const char *error);
 static void text_array(char *out, size_t cap, char *const *items, size_t n);
+static struct httpclient *client_new(struct event_base *base, const struct config *cfg,
+				     const struct subscriber_config *sc, char *err, size_t errlen);
+static int sign(const struct subscriber_config *sc, const char *id, long long ts, const char *body,
+		size_t len, char *out, size_t cap);
+static void test_answered(void *arg, const struct httpclient_answer *a);
 
 struct relay *
 relay_new(struct event_base *base, const struct config *cfg, int schema_version, char *err,
@@ -122,24 +128,12 @@ relay_new(struct event_base *base, const struct config *cfg, int schema_version,
 	}
 	r->cfg = cfg;
 	for (size_t i = 0; i < cfg->n_subscribers; i++) {
-		const struct subscriber_config *sc = &cfg->subscribers[i];
-		char setting[96];
-		struct httpclient_options o = {.url = sc->url,
-					       .ca_file = "",
-					       .url_setting = setting,
-					       .ca_setting = setting,
-					       .timeout_ms = sc->timeout_ms,
-					       .max_concurrency = sc->max_concurrency,
-					       .max_rps = 0,
-					       .max_body_bytes = MAX_ANSWER_BYTES,
-					       .keep_alive = true};
 		struct sub *s = &r->subs[r->n_subs];
 
-		snprintf(setting, sizeof(setting), "subscriber[%zu].url", i + 1);
 		s->r = r;
-		s->cfg = sc;
+		s->cfg = &cfg->subscribers[i];
 		histogram_init(&s->latency_ms, metrics_latency_ms_bounds, metrics_latency_ms_n);
-		s->client = httpclient_new(base, &o, err, errlen);
+		s->client = client_new(base, cfg, s->cfg, err, errlen);
 		if (s->client == NULL) {
 			relay_free(r);
 			return NULL;
@@ -206,8 +200,7 @@ relay_metrics(const struct relay *r, struct evbuffer *out)
 		for (size_t k = 0; k < 4; k++) {
 			snprintf(labels, sizeof(labels), "subscriber=\"%s\",outcome=\"%s\"", name,
 				 outcomes[k]);
-			metrics_value(out, "receiver_relay_deliveries_total", labels,
-				      (double)n[k]);
+			metrics_value(out, "receiver_relay_deliveries_total", labels, (double)n[k]);
 		}
 	}
 	metrics_family(out, "receiver_relay_request_milliseconds", "histogram",
@@ -303,7 +296,8 @@ text_array(char *out, size_t cap, char *const *items, size_t n)
 	size_t used = (size_t)snprintf(out, cap, "{");
 
 	for (size_t i = 0; i < n && used < cap; i++)
-		used += (size_t)snprintf(out + used, cap - used, "%s%s", i > 0 ? "," : "", items[i]);
+		used +=
+		    (size_t)snprintf(out + used, cap - used, "%s%s", i > 0 ? "," : "", items[i]);
 	if (used < cap)
 		snprintf(out + used, cap - used, "}");
 }
@@ -342,8 +336,8 @@ claimed(void *owner, void *ctx, enum status st, const PGresult *res, const char 
 	s->claiming = false;
 	if (st != STATUS_OK) {
 		if (st != STATUS_SHUTDOWN)
-			log_event(LOG_WARN, "relay_claim_failed", "subscriber %s: %s",
-				  s->cfg->name, error);
+			log_event(LOG_WARN, "relay_claim_failed", "subscriber %s: %s", s->cfg->name,
+				  error);
 		return;
 	}
 	n = PQntuples(res);
@@ -374,46 +368,44 @@ claimed(void *owner, void *ctx, enum status st, const PGresult *res, const char 
 static void
 send_attempt(struct attempt *at)
 {
-	const struct subscriber_config *sc = at->s->cfg;
-	const char *secrets[MAX_SECRETS];
 	char ts[24], signature[WEBHOOK_SIGNATURES_CAP(MAX_SECRETS)];
-	size_t n = 0, bad = 0;
-	const char *why = NULL;
-	struct webhook_key *keys;
 	long long now = (long long)(util_wall_us() / 1000000);
-	int rc;
 
-	secrets[n++] = sc->secret;
-	for (size_t i = 0; i < sc->n_previous_secrets && n < MAX_SECRETS; i++)
-		secrets[n++] = sc->previous_secrets[i];
-	keys = webhook_keys_new(secrets, n, &bad, &why);
-	rc = keys != NULL ? webhook_signature(keys, n, at->event_id, now, at->body, at->body_len,
-					      signature, sizeof(signature))
-			  : -1;
-	webhook_keys_free(keys, n);
 	snprintf(ts, sizeof(ts), "%lld", now);
-	if (rc < 0) {
+	if (sign(at->s->cfg, at->event_id, now, at->body, at->body_len, signature,
+		 sizeof(signature)) < 0) {
 		const struct httpclient_answer a = {.status = STATUS_ERROR,
 						    .error = "cannot sign the event"};
 
 		answered(at, &a);
 		return;
 	}
-	{
-		const struct httpclient_header headers[] = {{"webhook-id", at->event_id},
-							    {"webhook-timestamp", ts},
-							    {"webhook-signature", signature}};
-		char *body = at->body;
+	post(at->s->client, at, ts, signature);
+}
 
-		at->body = NULL; /* the client takes it */
-		at->started_us = util_mono_us();
-		if (httpclient_post_headers(at->s->client, "", "application/json", body,
-					    at->body_len, headers, 3, answered, at) < 0) {
-			const struct httpclient_answer a = {.status = STATUS_NOMEM,
-							    .error = "out of memory"};
+/* The signed request, through the subscriber's client; ANSWERED hears of it. */
+static void
+post(struct httpclient *client, struct attempt *at, const char *ts, const char *signature)
+{
+	const struct httpclient_header headers[] = {{"webhook-id", at->event_id},
+						    {"webhook-timestamp", ts},
+						    {"webhook-signature", signature}};
+	const struct httpclient_request rq = {.path = "",
+					      .content_type = "application/json",
+					      .body = at->body,
+					      .body_len = at->body_len,
+					      .headers = headers,
+					      .n_headers = 3};
+	enum status st;
 
-			answered(at, &a);
-		}
+	at->body = NULL; /* the client takes it */
+	at->started_us = util_mono_us();
+	st = httpclient_send(client, &rq, answered, at);
+	if (st != STATUS_OK) {
+		const struct httpclient_answer a = {.status = st,
+						    .error = "cannot send the request"};
+
+		answered(at, &a);
 	}
 }
 
@@ -484,8 +476,9 @@ recorded(void *owner, void *ctx, enum status st, const PGresult *res, const char
 	(void)owner;
 	if (st == STATUS_OK && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "dead") == 0) {
 		at->s->died++;
-		log_event(LOG_ERROR, "relay_dead", "subscriber %s, event %s: gave up after %s attempts",
-			  at->s->cfg->name, at->event_id, at->attempts);
+		log_event(LOG_ERROR, "relay_dead",
+			  "subscriber %s, event %s: gave up after %s attempts", at->s->cfg->name,
+			  at->event_id, at->attempts);
 	} else if (st != STATUS_OK && st != STATUS_SHUTDOWN) {
 		log_event(LOG_WARN, "relay_outcome_not_recorded",
 			  "subscriber %s, event %s: %s (its lease expires)", at->s->cfg->name,
@@ -541,4 +534,125 @@ counted(void *owner, void *ctx, enum status st, const PGresult *res, const char 
 			s->dead = strtoll(PQgetvalue(res, i, 3), NULL, 10);
 		}
 	}
+}
+
+/* --- shared by the relay and `relay --test` -------------------------------- */
+
+/* A keep-alive client for SC: no rate limit, answers read and dropped. */
+static struct httpclient *
+client_new(struct event_base *base, const struct config *cfg, const struct subscriber_config *sc,
+	   char *err, size_t errlen)
+{
+	char setting[96];
+	struct httpclient_options o = {.url = sc->url,
+				       .ca_file = "",
+				       .url_setting = setting,
+				       .ca_setting = setting,
+				       .timeout_ms = sc->timeout_ms,
+				       .max_concurrency = sc->max_concurrency,
+				       .max_rps = 0,
+				       .max_body_bytes = MAX_ANSWER_BYTES,
+				       .keep_alive = true};
+
+	snprintf(setting, sizeof(setting), "subscriber[%zu].url",
+		 (size_t)(sc - cfg->subscribers) + 1);
+	return httpclient_new(base, &o, err, errlen);
+}
+
+/* The webhook-signature value: one signature per secret of SC. */
+static int
+sign(const struct subscriber_config *sc, const char *id, long long ts, const char *body, size_t len,
+     char *out, size_t cap)
+{
+	const char *secrets[MAX_SECRETS];
+	struct webhook_key *keys;
+	const char *why = NULL;
+	size_t n = 0, bad = 0;
+	int rc;
+
+	secrets[n++] = sc->secret;
+	for (size_t i = 0; i < sc->n_previous_secrets && n < MAX_SECRETS; i++)
+		secrets[n++] = sc->previous_secrets[i];
+	keys = webhook_keys_new(secrets, n, &bad, &why);
+	if (keys == NULL) {
+		log_event(LOG_ERROR, "relay_secret_invalid", "subscriber %s: secret %zu: %s",
+			  sc->name, bad + 1, why != NULL ? why : "invalid");
+		return -1;
+	}
+	rc = webhook_signature(keys, n, id, ts, body, len, out, cap);
+	webhook_keys_free(keys, n);
+	return rc;
+}
+
+struct test_call {
+	struct event_base *base;
+	int http_status;
+	char error[256];
+};
+
+int
+relay_test(const struct config *cfg, const struct subscriber_config *sc)
+{
+	struct test_call t = {.base = event_base_new()};
+	struct httpclient *client = NULL;
+	char err[256] = "out of memory", id[48], ts[24], when[40], *body = NULL;
+	char signature[WEBHOOK_SIGNATURES_CAP(MAX_SECRETS)];
+	int64_t wall = util_wall_us();
+	time_t secs = (time_t)(wall / 1000000);
+	struct tm tm;
+	int n;
+
+	gmtime_r(&secs, &tm);
+	n = (int)strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(when + n, sizeof(when) - (size_t)n, ".%06lldZ", (long long)(wall % 1000000));
+	snprintf(id, sizeof(id), "evt_test_%lld", (long long)wall);
+	snprintf(ts, sizeof(ts), "%lld", (long long)secs);
+	if (t.base != NULL)
+		client = client_new(t.base, cfg, sc, err, sizeof(err));
+	if (client != NULL && (body = malloc(TEST_BODY_MAX)) != NULL &&
+	    snprintf(
+		body, TEST_BODY_MAX,
+		"{\"type\":\"relay.test\",\"timestamp\":\"%s\",\"data\":{\"subscriber\":\"%s\"}}",
+		when, sc->name) < TEST_BODY_MAX &&
+	    sign(sc, id, (long long)secs, body, strlen(body), signature, sizeof(signature)) == 0) {
+		const struct httpclient_header headers[] = {{"webhook-id", id},
+							    {"webhook-timestamp", ts},
+							    {"webhook-signature", signature}};
+		const struct httpclient_request rq = {.path = "",
+						      .content_type = "application/json",
+						      .body = body,
+						      .body_len = strlen(body),
+						      .headers = headers,
+						      .n_headers = 3};
+
+		body = NULL;
+		if (httpclient_send(client, &rq, test_answered, &t) == STATUS_OK)
+			event_base_dispatch(t.base);
+		else
+			snprintf(t.error, sizeof(t.error), "cannot send the request");
+	} else if (client != NULL) {
+		snprintf(t.error, sizeof(t.error), "cannot sign the event");
+	} else {
+		snprintf(t.error, sizeof(t.error), "%s", err);
+	}
+	free(body);
+	httpclient_free(client);
+	if (t.base != NULL)
+		event_base_free(t.base);
+	if (t.http_status != 0)
+		printf("subscriber %s answered HTTP %d to relay.test %s\n", sc->name, t.http_status,
+		       id);
+	else
+		fprintf(stderr, "receiver: relay: subscriber %s: %s\n", sc->name, t.error);
+	return t.http_status >= 200 && t.http_status < 300 ? 0 : 1;
+}
+
+static void
+test_answered(void *arg, const struct httpclient_answer *a)
+{
+	struct test_call *t = arg;
+
+	t->http_status = a->status == STATUS_OK ? a->http_status : 0;
+	snprintf(t->error, sizeof(t->error), "%s", a->error);
+	event_base_loopbreak(t->base);
 }

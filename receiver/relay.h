@@ -36,6 +36,12 @@ void relay_stop(struct relay *r);
 /* Deliveries by subscriber and outcome, their latency, disabled subscribers. */
 void relay_metrics(const struct relay *r, struct evbuffer *out);
 
+/*
+ * `receiver relay --test NAME`: send SUB one relay.test event now, in a
+ * loop of its own, and print its answer.  The exit status: 0 for a 2xx.
+ */
+int relay_test(const struct config *cfg, const struct subscriber_config *sub);
+
 /* Stop at once: requests in flight are abandoned (their leases expire). */
 void relay_free(struct relay *r);
 
