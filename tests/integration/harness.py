@@ -432,7 +432,8 @@ def _toml(v):
 
 def render_config(listen, db_url, extra=None):
     """receiver.toml text; EXTRA is {section: {key: value}} for [server],
-    [database], [reconcile], [log] and [upstream]."""
+    [database], [reconcile], [log], [upstream] and [relay], and
+    {section: [{key: value}, ...]} for an array of tables ([[subscriber]])."""
     extra = extra or {}
     sections = {
         "server": {"listen": listen},
@@ -441,7 +442,10 @@ def render_config(listen, db_url, extra=None):
         "log": {"level": "info"},
     }
     for sec, kv in extra.items():
-        sections.setdefault(sec, {}).update(kv)
+        if isinstance(kv, list):
+            sections[sec] = kv
+        else:
+            sections.setdefault(sec, {}).update(kv)
     out = []
     for sec in ("server", "database"):
         out.append("[%s]" % sec)
@@ -459,9 +463,11 @@ def render_config(listen, db_url, extra=None):
             out.append('signature_mode = "message"')
         out.append("")
     for sec, kv in sections.items():
-        out.append("[%s]" % sec)
-        out += ["%s = %s" % (k, _toml(v)) for k, v in kv.items()]
-        out.append("")
+        # A list of tables is an array of tables: [[subscriber]] ...
+        for table in (kv if isinstance(kv, list) else [kv]):
+            out.append(("[[%s]]" if isinstance(kv, list) else "[%s]") % sec)
+            out += ["%s = %s" % (k, _toml(v)) for k, v in table.items()]
+            out.append("")
     return "\n".join(out)
 
 

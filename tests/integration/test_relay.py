@@ -1,0 +1,235 @@
+"""test_relay.py - order events to the user's own services (issue 12).
+
+A push names an order; the reconciler fetches it from the fake trade API;
+the change is recorded with its outbox rows in the same transactions; the
+relay sends every event to every matching [[subscriber]] as a Standard
+Webhooks request.  The subscribers are tests/relay/consumer.js, which
+checks every request with the `standardwebhooks` npm package (the
+specification's reference library, not our code) and records it.
+
+Backoffs are kept small (relay backoff 50..200 ms) so retries happen
+within a test.
+"""
+
+import json
+import time
+import unittest
+
+import harness
+import test_reconcile
+from consumer import Consumer
+from harness import Receiver, envelope, new_msg_id, new_order_id, run_receiver, wait_for
+
+SECRET_A = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8GKYo="
+SECRET_B = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oDC2FVsBQIhrs="
+RELAY = {"enabled": True, "max_attempts": 5, "backoff_min_ms": 50, "backoff_max_ms": 200}
+# Beyond 2^53: a double would lose them.
+BIG_ORDER = 3100000000000000001
+
+
+class RelayTest(test_reconcile.ReconcileTest):
+    """A fake trade API per class, consumers and receivers per test."""
+
+    def setUp(self):
+        super().setUp()
+        self.consumers = []
+
+    def tearDown(self):
+        try:
+            super().tearDown()
+        finally:
+            for c in self.consumers:
+                c.stop()
+
+    def consumer(self, secrets=(SECRET_A,)):
+        c = Consumer(list(secrets)).start()
+        self.consumers.append(c)
+        return c
+
+    def relay_receiver(self, subscribers, relay=None, start=True):
+        extra = self.config()
+        extra["relay"] = dict(RELAY, **(relay or {}))
+        extra["subscriber"] = subscribers
+        rx = Receiver(self.db, extra=extra, start=start)
+        self.receivers.append(rx)
+        return rx
+
+    def sub(self, name, consumer, **kw):
+        return dict({"name": name, "url": consumer.url("/hooks"), "secret": SECRET_A,
+                     "timeout_ms": 2000, "max_concurrency": 2}, **kw)
+
+    def push_order(self, rx, order_id, status="waitbuyerreceive"):
+        self.api.set_orders([{"id": order_id, "status": status,
+                              "modifyTime": test_reconcile.T2}])
+        m = new_msg_id()
+        self.assertEqual(rx.push(envelope(m, order_id=order_id))[0], 200)
+        return m
+
+    def deliveries(self, subscriber):
+        return self.rows("SELECT event_type, state, attempts, last_status FROM relay_deliveries"
+                         " WHERE subscriber = '%s' ORDER BY id" % subscriber)
+
+    def relay_cmd(self, rx, *args):
+        r = run_receiver(["relay", "-c", rx.config] + list(args), timeout=30)
+        self.outputs.append(("relay " + " ".join(args), r.stdout + r.stderr))
+        return r
+
+
+class TestEvents(RelayTest):
+
+    def test_each_event_type_arrives_verified_with_exact_ids(self):
+        c = self.consumer()
+        rx = self.relay_receiver([self.sub("erp", c)])
+        m = self.push_order(rx, BIG_ORDER)
+        got = c.wait_requests(3, timeout=20)
+        self.assertTrue(all(r["verified"] for r in got), got)
+        by_type = {r["body"]["type"]: r for r in got}
+        self.assertEqual(sorted(by_type),
+                         ["message.received", "order.status_changed", "order.updated"])
+        msg = by_type["message.received"]["body"]["data"]
+        self.assertEqual(msg["msg_id"], str(m))
+        self.assertEqual(msg["order_ids"], [str(BIG_ORDER)])
+        self.assertEqual(msg["app"], "shop")
+        self.assertEqual(msg["message"]["msgId"], m)
+        changed = by_type["order.status_changed"]["body"]["data"]
+        self.assertEqual(changed["order_id"], str(BIG_ORDER))
+        self.assertIsNone(changed["old_status"])
+        self.assertEqual(changed["new_status"], "waitbuyerreceive")
+        self.assertEqual(str(changed["record"]["baseInfo"]["id"]), str(BIG_ORDER))
+        updated = by_type["order.updated"]["body"]["data"]
+        self.assertEqual((updated["order_id"], updated["status"]),
+                         (str(BIG_ORDER), "waitbuyerreceive"))
+        # The raw body carries the 64-bit ids exactly (a JSON number above
+        # 2^53 would already be wrong when parsed).
+        self.assertIn('"order_id":"%d"' % BIG_ORDER,
+                      by_type["order.updated"]["raw"].replace(" ", ""))
+        for r in got:
+            self.assertTrue(r["webhook_id"].startswith("evt_"), r["webhook_id"])
+            self.assertRegex(r["body"]["timestamp"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z$")
+        wait_for(lambda: [d["state"] for d in self.deliveries("erp")] == ["delivered"] * 3, 10,
+                 what="three deliveries delivered")
+
+    def test_filters_by_events_and_apps(self):
+        everything, changes, other_app = self.consumer(), self.consumer(), self.consumer()
+        rx = self.relay_receiver([
+            self.sub("all", everything),
+            self.sub("changes", changes, events=["order.status_changed"]),
+            self.sub("dj-only", other_app, apps=["dj"])])
+        self.push_order(rx, new_order_id())
+        everything.wait_requests(3, timeout=20)
+        got = changes.wait_requests(1, timeout=10)
+        time.sleep(1.5)
+        self.assertEqual([r["body"]["type"] for r in changes.requests()],
+                         ["order.status_changed"])
+        self.assertEqual(got[0]["verified"], True)
+        self.assertEqual(other_app.requests(), [])
+
+    def test_rotation_signs_with_both_secrets(self):
+        old_only, new_only = self.consumer([SECRET_A]), self.consumer([SECRET_B])
+        rx = self.relay_receiver([
+            self.sub("a", old_only, secret=SECRET_B, previous_secrets=[SECRET_A]),
+            self.sub("b", new_only, secret=SECRET_B, previous_secrets=[SECRET_A])])
+        self.push_order(rx, new_order_id())
+        for c in (old_only, new_only):
+            got = c.wait_requests(3, timeout=20)
+            self.assertTrue(all(r["verified"] for r in got), got)
+            self.assertEqual(len(got[0]["webhook_signature"].split(" ")), 2)
+
+
+class TestOutcomes(RelayTest):
+
+    def test_a_failing_consumer_gets_the_same_webhook_id_until_it_answers_2xx(self):
+        c = self.consumer()
+        c.control(responses=[{"status": 500, "count": 2}, {"status": 200}])
+        rx = self.relay_receiver([self.sub("erp", c, events=["order.status_changed"])])
+        self.push_order(rx, new_order_id())
+        got = c.wait_requests(3, timeout=20)
+        self.assertEqual([r["status"] for r in got], [500, 500, 200])
+        self.assertEqual(len({r["webhook_id"] for r in got}), 1, got)
+        self.assertTrue(all(r["verified"] for r in got))
+        wait_for(lambda: self.deliveries("erp") == [
+            {"event_type": "order.status_changed", "state": "delivered", "attempts": 3,
+             "last_status": 200}], 10, what="delivered after 3 attempts")
+
+    def test_dead_after_max_attempts_then_retry_dead_brings_it_back(self):
+        c = self.consumer()
+        c.control(status=500)
+        rx = self.relay_receiver([self.sub("erp", c, events=["order.status_changed"])],
+                                 relay={"max_attempts": 2})
+        self.push_order(rx, new_order_id())
+        wait_for(lambda: [d["state"] for d in self.deliveries("erp")] == ["dead"], 20,
+                 what="the delivery dead after 2 attempts")
+        self.assertEqual(self.deliveries("erp")[0]["last_status"], 500)
+        self.assertEqual(len(c.requests()), 2)
+        c.control(reset=True)
+        r = self.relay_cmd(rx, "--retry-dead")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("1 dead deliveries put back to pending", r.stdout)
+        wait_for(lambda: [d["state"] for d in self.deliveries("erp")] == ["delivered"], 20,
+                 what="delivered after --retry-dead")
+
+    def test_410_disables_one_subscriber_while_another_keeps_receiving(self):
+        gone, fine = self.consumer(), self.consumer()
+        gone.control(status=410)
+        rx = self.relay_receiver([self.sub("gone", gone, events=["order.status_changed"]),
+                                  self.sub("fine", fine, events=["order.status_changed"])])
+        self.push_order(rx, new_order_id())
+        fine.wait_requests(1, timeout=20)
+        gone.wait_requests(1, timeout=20)
+        self.push_order(rx, new_order_id())
+        fine.wait_requests(2, timeout=20)
+        time.sleep(1.5)
+        self.assertEqual(len(gone.requests()), 1, "a disabled subscriber was sent more")
+        self.assertEqual(self.db.value(
+            "SELECT enabled FROM relay_subscribers WHERE name = 'gone'"), "f")
+        self.assertIn("relay_subscriber_gone", rx.log_text())
+        gone.control(reset=True)
+        r = self.relay_cmd(rx, "--enable", "gone")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = gone.wait_requests(3, timeout=20)
+        self.assertEqual(len({g["webhook_id"] for g in got}), 2, "both events, after --enable")
+
+    def test_a_hanging_subscriber_does_not_delay_another(self):
+        hang, fine = self.consumer(), self.consumer()
+        hang.control(hang=True)
+        rx = self.relay_receiver([self.sub("hang", hang, timeout_ms=5000),
+                                  self.sub("fine", fine)])
+        t0 = time.monotonic()
+        self.push_order(rx, new_order_id())
+        fine.wait_requests(3, timeout=10)
+        self.assertLess(time.monotonic() - t0, 4.0, "the hanging subscriber held the other")
+
+
+class TestCommands(RelayTest):
+
+    def test_relay_command_shows_the_subscribers_and_test_sends_one_event(self):
+        c = self.consumer()
+        rx = self.relay_receiver([self.sub("erp", c)])
+        r = self.relay_cmd(rx, "--test", "erp")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("subscriber erp answered HTTP 200 to relay.test", r.stdout)
+        got = c.wait_requests(1)
+        self.assertEqual(got[0]["body"]["type"], "relay.test")
+        self.assertTrue(got[0]["verified"])
+        r = self.relay_cmd(rx)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("erp", r.stdout)
+        r = self.relay_cmd(rx, "--enable", "nobody")
+        self.assertEqual(r.returncode, 2)
+
+    def test_replay_sends_a_window_again_with_the_same_ids(self):
+        c = self.consumer()
+        rx = self.relay_receiver([self.sub("erp", c, events=["order.status_changed"])])
+        self.push_order(rx, new_order_id())
+        first = c.wait_requests(1, timeout=20)
+        wait_for(lambda: [d["state"] for d in self.deliveries("erp")] == ["delivered"], 10,
+                 what="delivered")
+        r = self.relay_cmd(rx, "--replay", "erp", "--since", "2000-01-01")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("1 events enqueued again for erp", r.stdout)
+        again = c.wait_requests(2, timeout=20)
+        self.assertEqual(again[1]["webhook_id"], first[0]["webhook_id"])
+
+
+if __name__ == "__main__":
+    unittest.main()
