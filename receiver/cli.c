@@ -501,6 +501,8 @@ relay_action(PGconn *conn, const struct cli_args *args, const char *name, time_t
 	} else {
 		return 0;
 	}
+	if (args->until == NULL)
+		params[2] = NULL; /* up to now, this very second's events included */
 	res = PQexecParams(conn, sql, args->replay != NULL ? 3 : 1, NULL, params, NULL, NULL, 0);
 	what = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? PQgetvalue(res, 0, 0)
 									     : NULL;

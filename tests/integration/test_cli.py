@@ -24,6 +24,10 @@ OPTIONS = {
     "--until": ["--until", "2025-01-02"],
     "--field": ["--field", "_dj_signature"],
     "--retry-dead": ["--retry-dead"],
+    "--subscriber": ["--subscriber", "erp"],
+    "--enable": ["--enable", "erp"],
+    "--replay": ["--replay", "erp"],
+    "--test": ["--test", "erp"],
     "ORDER_ID...": ["2908059205527363456"],
 }
 
@@ -54,8 +58,8 @@ class CommandLineTest(unittest.TestCase):
 
     def test_help_lists_the_commands_and_the_notes(self):
         self.assertEqual(sorted(self.commands),
-                         sorted(["serve", "migrate", "reconcile", "sweep", "jobs", "sign",
-                                 "verify", "version"]))
+                         sorted(["serve", "migrate", "reconcile", "sweep", "jobs", "relay",
+                                 "sign", "verify", "version"]))
         self.assertTrue(self.help.startswith("usage: receiver [serve] "), self.help)
         self.assertIn("\nFILE defaults to /etc/receiver/receiver.toml;", self.help)
         self.assertTrue(self.help.endswith("in Shanghai time (+08:00).\n"), self.help)
