@@ -36,7 +36,7 @@
 
 #define TICK_MS		 1000  /* look for due deliveries at least this often */
 #define COUNT_S		 5     /* refresh the pending and dead gauges */
-#define LEASE_MARGIN_MS	 30000 /* beyond the request's own timeout */
+#define LEASE_MARGIN_MS	 10000 /* beyond the request's own timeout */
 #define MAX_ANSWER_BYTES 65536 /* a consumer's answer is read, not kept */
 #define MAX_SECRETS	 9     /* secret + previous_secrets signed with */
 #define TEST_BODY_MAX	 512   /* relay.test: a timestamp and a name */
