@@ -225,6 +225,7 @@ static const struct field server_fields[] = {
     {STRING("tls_key", server_config, tls_key, "", NULL)},
     {INT("max_rejections_per_s", server_config, max_rejections_per_s, 0, 1000000, 100)},
     {INT("max_connections", server_config, max_connections, 1, 1000000, 1024)},
+    {INT("max_connections_per_ip", server_config, max_connections_per_ip, 0, 1000000, 0)},
 };
 
 static const struct field database_fields[] = {

@@ -40,6 +40,8 @@ struct server_config {
 	char *tls_key;		  /* PEM private key for tls_cert */
 	int max_rejections_per_s; /* audit rows of rejected requests per second; 0 = all */
 	int max_connections;	  /* open connections per worker; beyond, accepting waits */
+	/* Open connections per client address; beyond, closed at once; 0 = no limit. */
+	int max_connections_per_ip;
 };
 
 struct database_config {

@@ -3,10 +3,13 @@
  * request ids, replies.
  *
  * One evhttp server serves every [[app]] callback path plus /healthz,
- * /readyz and /metrics (or those three on [server] admin_listen).  What a
- * request to a callback path means is not this module's business: it hands
- * the request, its app and its id to the push handler (ingest.c) and knows
- * neither the store nor SQL.  /readyz and /metrics ask the status handlers.
+ * /readyz and /metrics (or those three on [server] admin_listen, with the
+ * same limits and no request body).  Every request must have fully arrived
+ * within request_timeout_s of its connection's accept or previous reply; a
+ * connection waiting for its reply is never closed.  What a request to a
+ * callback path means is not this module's business: it hands the request,
+ * its app and its id to the push handler (ingest.c) and knows neither the
+ * store nor SQL.  /readyz and /metrics ask the status handlers.
  */
 #ifndef RECEIVER_HTTP_H
 #define RECEIVER_HTTP_H
@@ -51,7 +54,11 @@ int http_listen_admin(struct http *h, char *err, size_t errlen);
  */
 void http_reply(struct evhttp_request *req, const char *request_id, int status, const char *text);
 
-/* Open connections and the times accepting paused at the cap. */
+/*
+ * Open connections, the times accepting paused at the cap, connections
+ * closed past their request's deadline or idle at the cap, and new ones
+ * refused beyond max_connections_per_ip.
+ */
 void http_metrics(const struct http *h, struct evbuffer *out);
 
 /* Close the listening socket; connections already open are still served. */

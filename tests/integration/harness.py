@@ -12,7 +12,9 @@ What it gives the tests:
                 .stop() sends SIGTERM and asserts exit status 0 and, for a
                 sanitizer build, a stderr free of sanitizer reports.
   LockSession   a psql session holding a table lock (to slow commits down).
-  sign(), form(), envelope(), vector constants, raw HTTP helpers.
+  sign(), form(), envelope(), vector constants, raw HTTP helpers,
+                metric() (one sample of /metrics), proc_status_kb() and reset_peak_rss()
+                (/proc facts).
 
 Every process started here is registered and killed at exit, whatever
 happened, so a run leaves no stray postgres or receiver behind.
@@ -253,6 +255,37 @@ def read_raw_response(sock, timeout=10):
     raw = b"".join(chunks)
     status = int(raw.split(b" ", 2)[1]) if raw.startswith(b"HTTP/") else None
     return status, raw
+
+
+def metric(port, sample, timeout=10):
+    """The value of SAMPLE (a name with its labels, as /metrics writes it:
+    'receiver_open_connections', 'x_total{reason="y"}') from GET /metrics on
+    127.0.0.1:PORT, or None when the page has no such sample."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", "/metrics")
+        body = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    for line in body.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[-1])
+    return None
+
+
+def proc_status_kb(pid, field):
+    """FIELD ('VmRSS', 'VmHWM') of /proc/PID/status, in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
+
+
+def reset_peak_rss(pid):
+    """Make VmHWM start again from the current RSS (proc(5), clear_refs 5)."""
+    with open("/proc/%d/clear_refs" % pid, "w") as f:
+        f.write("5")
 
 
 # --- PostgreSQL --------------------------------------------------------------

@@ -17,6 +17,7 @@ import unittest
 from fakeapi import make_certs
 from harness import (PG, SHOP, Receiver, envelope, free_port, new_msg_id, new_order_id,
                      raw_request, read_raw_response, request, signed_form, wait_for)
+from test_slowloris import Trickler, client_hello
 
 
 class HostileTest(unittest.TestCase):
@@ -236,6 +237,22 @@ class NativeTlsTest(unittest.TestCase):
                 except (ConnectionResetError, socket.timeout):
                     data = b""
                 self.assertFalse(data.startswith(b"HTTP/1.1 200"))
+        finally:
+            rx.stop()
+
+    def test_a_trickled_handshake_is_closed_at_the_deadline(self):
+        """request_timeout_s is a deadline for the handshake too."""
+        rx = Receiver(self.db, start=False, extra={"server": {
+            "tls_cert": self.cert, "tls_key": self.key, "request_timeout_s": 2}})
+        rx.tls_ca = self.ca
+        rx.start()
+        try:
+            t = Trickler(rx.port, data=client_hello())
+            t.start()
+            t.join(20)
+            self.assertIsNotNone(t.closed_after, "a trickled TLS handshake was kept open")
+            self.assertTrue(1.8 <= t.closed_after <= 4, t.closed_after)
+            self.assertEqual(rx.push(envelope(new_msg_id(), order_id=new_order_id()))[0], 200)
         finally:
             rx.stop()
 
