@@ -470,7 +470,8 @@ job_failed(struct job *job, const char *why, bool permanent)
 		return;
 	}
 	snprintf(gen, sizeof(gen), "%lld", job->generation);
-	snprintf(retry, sizeof(retry), "%d", (int)util_backoff_ms(rc->backoff_min_ms, rc->backoff_max_ms, job->attempts));
+	snprintf(retry, sizeof(retry), "%d",
+		 (int)util_backoff_ms(rc->backoff_min_ms, rc->backoff_max_ms, job->attempts));
 	snprintf(max, sizeof(max), "%d", rc->max_attempts);
 	dbq_add(job->r->q, SQL_FAILED, job_fail_recorded, job, 6, job->order_text, gen, why, retry,
 		max, permanent ? "true" : "false");

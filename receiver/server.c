@@ -216,10 +216,10 @@ worker_run(struct config *cfg, int index)
 		reconciler_start(w.reconciler);
 	if (w.relay != NULL)
 		relay_start(w.relay);
-	log_event(LOG_INFO, "serving", "worker %d listening on %s, %zu app(s), schema version %d%s%s",
-		  index, cfg->server.listen, cfg->n_apps, migrate_latest_version(),
-		  w.reconciler != NULL ? ", reconciling" : "",
-		  w.relay != NULL ? ", relaying" : "");
+	log_event(LOG_INFO, "serving",
+		  "worker %d listening on %s, %zu app(s), schema version %d%s%s", index,
+		  cfg->server.listen, cfg->n_apps, migrate_latest_version(),
+		  w.reconciler != NULL ? ", reconciling" : "", w.relay != NULL ? ", relaying" : "");
 	event_base_dispatch(w.base);
 	log_event(LOG_INFO, "stopped", "worker %d: shutdown complete", index);
 	rc = 0;
