@@ -278,7 +278,7 @@ httpclient_send(struct httpclient *c, const struct httpclient_request *r, httpcl
 	}
 	call->body = body;
 	st = copy_fields(call, r);
-	call->path = malloc(strlen(c->prefix) + strlen(r->path) + 1);
+	call->path = malloc(strlen(c->prefix) + strlen(r->path) + 2);
 	call->timer = evtimer_new(c->base, on_timer, call);
 	if (st == STATUS_OK && (call->path == NULL || call->timer == NULL))
 		st = STATUS_NOMEM;
@@ -287,6 +287,8 @@ httpclient_send(struct httpclient *c, const struct httpclient_request *r, httpcl
 		return st;
 	}
 	strcpy(stpcpy(call->path, c->prefix), r->path);
+	if (call->path[0] == '\0') /* "http://host:port" or ".../": the root */
+		strcpy(call->path, "/");
 	call->c = c;
 	call->fn = fn;
 	call->arg = arg;

@@ -325,5 +325,84 @@ class TestDurability(RelayTest):
         return 0
 
 
+class TestReadmeConsumer(RelayTest):
+    """The Python consumer README.md shows verifies what the relay sends."""
+
+    def test_the_readme_python_consumer_accepts_the_relay_and_refuses_a_forgery(self):
+        import os
+        import re
+        import subprocess
+        import sys
+        with open(os.path.join(harness.REPO, "README.md")) as f:
+            readme = f.read()
+        code = re.search(r"Python, with the standard library alone:\n\n```python\n(.*?)```",
+                         readme, re.S).group(1)
+        port = harness.free_port()
+        self.assertIn('("127.0.0.1", 9000)', code)
+        code = code.replace('("127.0.0.1", 9000)', '("127.0.0.1", %d)' % port)
+        proc = harness._register(subprocess.Popen(
+            [sys.executable, "-u", "-c", code], env=dict(os.environ, WEBHOOK_SECRET=SECRET_A),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        try:
+            wait_for(lambda: self._listening(port), 10, what="the README consumer listening")
+            url = "http://127.0.0.1:%d/hooks" % port
+            rx = self.relay_receiver([{"name": "py", "url": url, "secret": SECRET_A,
+                                       "events": ["order.status_changed"]}])
+            o = new_order_id()
+            self.push_order(rx, o)
+            wait_for(lambda: [d["state"] for d in self.deliveries("py")] == ["delivered"], 20,
+                     what="delivered to the README consumer")
+            # A forged request is refused.
+            import http.client
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("POST", "/hooks", body=b"{}", headers={
+                "webhook-id": "evt_1", "webhook-timestamp": str(int(time.time())),
+                "webhook-signature": "v1,AAAA"})
+            self.assertEqual(conn.getresponse().status, 401)
+        finally:
+            proc.terminate()
+            out = proc.communicate(timeout=10)[0]
+        self.assertIn("order.status_changed %d" % o, out)
+
+    def test_the_readme_node_consumer_accepts_the_relay(self):
+        import os
+        import re
+        import subprocess
+        from consumer import node_bin
+        with open(os.path.join(harness.REPO, "README.md")) as f:
+            readme = f.read()
+        code = re.search(r"Node, with the reference library.*?\n\n```js\n(.*?)```", readme,
+                         re.S).group(1)
+        port = harness.free_port()
+        self.assertIn(".listen(9000)", code)
+        code = code.replace(".listen(9000)", ".listen(%d)" % port)
+        modules = os.path.join(harness.REPO, "tests", "relay", "node_modules")
+        proc = harness._register(subprocess.Popen(
+            [node_bin(), "-e", code], env=dict(os.environ, WEBHOOK_SECRET=SECRET_A,
+                                               NODE_PATH=modules),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        try:
+            wait_for(lambda: self._listening(port), 10, what="the README consumer listening")
+            rx = self.relay_receiver([{"name": "js", "url": "http://127.0.0.1:%d/" % port,
+                                       "secret": SECRET_A, "events": ["order.status_changed"]}])
+            o = new_order_id()
+            self.push_order(rx, o)
+            wait_for(lambda: [d["state"] for d in self.deliveries("js")] == ["delivered"], 20,
+                     what="delivered to the README consumer")
+        finally:
+            proc.terminate()
+            out = proc.communicate(timeout=10)[0]
+        self.assertIn("order.status_changed %d" % o, out)
+
+    @staticmethod
+    def _listening(port):
+        import socket
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+
+
 if __name__ == "__main__":
     unittest.main()
