@@ -155,10 +155,9 @@ static int int_in_range(struct loader *ld, const struct field *f, const struct t
 			const char *key, long long *out);
 static int set_string(struct loader *ld, const struct field *f, const struct toml_keyval *kv,
 		      const char *key, void *base);
-static int set_int(struct loader *ld, const struct field *f, const struct toml_keyval *kv,
-		   const char *key, void *base);
-static int set_size(struct loader *ld, const struct field *f, const struct toml_keyval *kv,
-		    const char *key, void *base);
+static void store_integer(const struct field *f, void *base, long long v);
+static int set_integer(struct loader *ld, const struct field *f, const struct toml_keyval *kv,
+		       const char *key, void *base);
 static int set_bool(struct loader *ld, const struct field *f, const struct toml_keyval *kv,
 		    const char *key, void *base);
 static int set_strings(struct loader *ld, const struct field *f, const struct toml_keyval *kv,
@@ -166,8 +165,7 @@ static int set_strings(struct loader *ld, const struct field *f, const struct to
 static int set_signature_mode(struct loader *ld, const struct field *f,
 			      const struct toml_keyval *kv, const char *key, void *base);
 static int init_string(const struct field *f, void *base);
-static int init_int(const struct field *f, void *base);
-static int init_size(const struct field *f, void *base);
+static int init_integer(const struct field *f, void *base);
 static int init_bool(const struct field *f, void *base);
 static int init_signature_mode(const struct field *f, void *base);
 static void free_string(const struct field *f, void *base);
@@ -321,8 +319,8 @@ static const struct field_type_ops field_types[] = {
 		      .init = init_string,
 		      .free = free_string,
 		      .size = sizeof(char *)},
-    [FIELD_INT] = {.set = set_int, .init = init_int, .size = sizeof(int)},
-    [FIELD_SIZE] = {.set = set_size, .init = init_size, .size = sizeof(size_t)},
+    [FIELD_INT] = {.set = set_integer, .init = init_integer, .size = sizeof(int)},
+    [FIELD_SIZE] = {.set = set_integer, .init = init_integer, .size = sizeof(size_t)},
     [FIELD_BOOL] = {.set = set_bool, .init = init_bool, .size = sizeof(bool)},
     [FIELD_STRINGS] = {.set = set_strings,
 		       .free = free_strings,
@@ -868,29 +866,27 @@ int_in_range(struct loader *ld, const struct field *f, const struct toml_keyval 
 	return 0;
 }
 
-static int
-set_int(struct loader *ld, const struct field *f, const struct toml_keyval *kv, const char *key,
-	void *base)
+/* FIELD_INT and FIELD_SIZE: one TOML integer, stored at the member's width. */
+static void
+store_integer(const struct field *f, void *base, long long v)
 {
-	long long v = 0;
-
-	if (int_in_range(ld, f, kv, key, &v) < 0) {
-		return -1;
+	if (f->type == FIELD_SIZE) {
+		*(size_t *)member(f, base) = (size_t)v;
+	} else {
+		*(int *)member(f, base) = (int)v;
 	}
-	*(int *)member(f, base) = (int)v;
-	return 0;
 }
 
 static int
-set_size(struct loader *ld, const struct field *f, const struct toml_keyval *kv, const char *key,
-	 void *base)
+set_integer(struct loader *ld, const struct field *f, const struct toml_keyval *kv, const char *key,
+	    void *base)
 {
 	long long v = 0;
 
 	if (int_in_range(ld, f, kv, key, &v) < 0) {
 		return -1;
 	}
-	*(size_t *)member(f, base) = (size_t)v;
+	store_integer(f, base, v);
 	return 0;
 }
 
@@ -984,16 +980,9 @@ init_string(const struct field *f, void *base)
 }
 
 static int
-init_int(const struct field *f, void *base)
+init_integer(const struct field *f, void *base)
 {
-	*(int *)member(f, base) = (int)f->default_number;
-	return 0;
-}
-
-static int
-init_size(const struct field *f, void *base)
-{
-	*(size_t *)member(f, base) = (size_t)f->default_number;
+	store_integer(f, base, f->default_number);
 	return 0;
 }
 
