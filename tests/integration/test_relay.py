@@ -159,6 +159,18 @@ class TestOutcomes(RelayTest):
             {"event_type": "order.status_changed", "state": "delivered", "attempts": 3,
              "last_status": 200}], 10, what="delivered after 3 attempts")
 
+    def test_429_with_retry_after_is_retried_no_sooner(self):
+        c = self.consumer()
+        c.control(responses=[{"status": 429, "count": 1, "retry_after": 2}, {"status": 200}])
+        rx = self.relay_receiver([self.sub("erp", c, events=["order.status_changed"])])
+        self.push_order(rx, new_order_id())
+        got = c.wait_requests(2, timeout=20)
+        self.assertEqual([r["status"] for r in got], [429, 200])
+        waited = (got[1]["arrived_ms"] - got[0]["arrived_ms"]) / 1000.0
+        # The backoff alone would be 25..50 ms; Retry-After says 2 s.
+        self.assertGreaterEqual(waited, 1.9, "retried after %.3f s" % waited)
+        self.assertLess(waited, 6.0)
+
     def test_dead_after_max_attempts_then_retry_dead_brings_it_back(self):
         c = self.consumer()
         c.control(status=500)
