@@ -27,7 +27,7 @@ import sys
 LAYERS = [
     ("base", ["log", "util", "json", "toml", "config", "metrics", "db", "dbq", "migrate"]),
     ("push", ["form", "signature", "message", "delivery", "store", "ingest", "http"]),
-    ("outbound", ["httpclient", "tradeapi", "tokens", "reconcile", "webhook", "relay"]),
+    ("outbound", ["httpclient", "gateway", "tradeapi", "tokens", "reconcile", "webhook", "relay"]),
     ("top", ["server", "cli", "main"]),
 ]
 
