@@ -144,7 +144,8 @@ $(BENCH_BINS): build/bench/%: tests/bench/%.c
 	$(CC) $(BENCH_CFLAGS) -o $@ $< $(BENCH_LIBS)
 
 # Fuzzing: `make fuzz` builds the libFuzzer targets in tests/fuzz/ (form
-# decoding, signatures, the message parser, the TOML reader) with clang,
+# decoding, signatures, the message parser, the TOML reader, the 1688
+# gateway's answers and bodies) with clang,
 # ASan and UBSan into build/fuzz/ (the receiver sources compiled afresh,
 # not the gcc objects) and runs each for FUZZ_SECONDS seconds on a copy of
 # its seed corpus, build/fuzz/corpus/<target>; crashes land in
@@ -153,7 +154,7 @@ $(BENCH_BINS): build/bench/%: tests/bench/%.c
 # something.  `make fuzz-build` only builds.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS  = form signature message config
+FUZZ_TARGETS  = form signature message config gateway
 FUZZ_BINS     = $(patsubst %,build/fuzz/fuzz_%,$(FUZZ_TARGETS))
 FUZZ_SAN      = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 -fno-omit-frame-pointer
@@ -164,6 +165,7 @@ FUZZ_OPTS_form      = -max_len=65536 -dict=tests/fuzz/form.dict
 FUZZ_OPTS_signature = -max_len=65536 -dict=tests/fuzz/form.dict
 FUZZ_OPTS_message   = -max_len=65536 -dict=tests/fuzz/json.dict
 FUZZ_OPTS_config    = -dict=tests/fuzz/toml.dict
+FUZZ_OPTS_gateway   = -max_len=65536 -dict=tests/fuzz/json.dict
 
 .PHONY: fuzz fuzz-build
 fuzz: fuzz-build
@@ -176,6 +178,8 @@ build/fuzz/fuzz_form:      build/fuzz/obj/form.o
 build/fuzz/fuzz_signature: build/fuzz/obj/form.o build/fuzz/obj/signature.o
 build/fuzz/fuzz_message:   build/fuzz/obj/message.o build/fuzz/obj/json.o
 build/fuzz/fuzz_config:    build/fuzz/obj/toml.o
+build/fuzz/fuzz_gateway:   build/fuzz/obj/gateway.o build/fuzz/obj/json.o build/fuzz/obj/signature.o \
+                           build/fuzz/obj/form.o
 
 $(FUZZ_BINS): build/fuzz/fuzz_%: build/fuzz/obj/fuzz_%.o
 	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(PKG_LIBS) -lm
