@@ -3,10 +3,10 @@
  *
  * `reconcile` and `sweep` run the daemon's own reconciler (reconcile.c) in
  * a private event loop until their work is done, so a one-off fetch
- * applies a record exactly as the daemon would.  `jobs` is a few blocking
- * queries (over db_connect_blocking, with the daemon's pinned settings:
- * last_error may hold any text): this is command-line code, not the
- * serving path.
+ * applies a record exactly as the daemon would.  `jobs`, `relay` and
+ * `token` are a few blocking queries (over db_connect_blocking, with the
+ * daemon's pinned settings: last_error may hold any text): this is
+ * command-line code, not the serving path.
  *
  * Exit status: 0 when everything asked for succeeded, 1 when some of it
  * failed, 2 on bad usage.
@@ -20,6 +20,7 @@
 
 #include <event2/event.h>
 #include <libpq-fe.h>
+#include <openssl/crypto.h>
 
 #include "cli.h"
 #include "db.h"
@@ -29,6 +30,7 @@
 #include "reconcile.h"
 #include "relay.h"
 #include "signature.h"
+#include "tokens.h"
 #include "util.h"
 
 #define MAX_STDIN (16 * 1024 * 1024)
@@ -45,7 +47,9 @@ static int parse_date(const char *text, time_t *t);
 static struct reconciler *run_start(struct run *run, const struct config *cfg, const char *what);
 static int run_finish(struct run *run, struct reconciler *r);
 static void one_done(void *arg, bool ok, const char *text);
-static int print_query(PGconn *conn, const char *title, const char *sql);
+static PGconn *connect_db(const struct config *cfg, const char *what);
+static int print_query(PGconn *conn, const char *what, const char *title, const char *sql,
+		       int nparams, const char *const *params);
 static int relay_action(PGconn *conn, const struct cli_args *args, const char *name, time_t since,
 			time_t until);
 static char *read_stdin(size_t *len);
@@ -111,15 +115,11 @@ cli_sweep(const struct config *cfg, const struct cli_args *args)
 int
 cli_jobs(const struct config *cfg, const struct cli_args *args)
 {
-	PGconn *conn = db_connect_blocking(cfg->database.url);
+	PGconn *conn = connect_db(cfg, "jobs");
 	int rc = 0;
 
-	if (PQstatus(conn) != CONNECTION_OK) {
-		fprintf(stderr, "receiver: jobs: cannot connect to the database: %s",
-			PQerrorMessage(conn));
-		PQfinish(conn);
+	if (conn == NULL)
 		return 1;
-	}
 	if (args->retry_dead) {
 		PGresult *res = PQexec(conn, "SELECT receiver_retry_dead_jobs()");
 
@@ -131,14 +131,16 @@ cli_jobs(const struct config *cfg, const struct cli_args *args)
 		}
 		PQclear(res);
 	}
-	if (rc == 0 && (print_query(conn, "jobs by state",
+	if (rc == 0 && (print_query(conn, "jobs", "jobs by state",
 				    "SELECT state, count(*) AS jobs, min(due_at) AS next_due,"
 				    " max(attempts) AS max_attempts FROM reconcile_jobs"
-				    " GROUP BY state ORDER BY state") < 0 ||
-			print_query(conn, "oldest errors",
+				    " GROUP BY state ORDER BY state",
+				    0, NULL) < 0 ||
+			print_query(conn, "jobs", "oldest errors",
 				    "SELECT order_id, app, state, attempts, due_at, last_error"
 				    " FROM reconcile_jobs WHERE last_error IS NOT NULL"
-				    " ORDER BY created_at LIMIT 10") < 0))
+				    " ORDER BY created_at LIMIT 10",
+				    0, NULL) < 0))
 		rc = 1;
 	PQfinish(conn);
 	return rc;
@@ -252,14 +254,30 @@ parse_date(const char *text, time_t *t)
 	return 0;
 }
 
-static int
-print_query(PGconn *conn, const char *title, const char *sql)
+/* A blocking connection for command WHAT, or NULL, said on stderr. */
+static PGconn *
+connect_db(const struct config *cfg, const char *what)
 {
-	PGresult *res = PQexec(conn, sql);
+	PGconn *conn = db_connect_blocking(cfg->database.url);
+
+	if (PQstatus(conn) == CONNECTION_OK)
+		return conn;
+	fprintf(stderr, "receiver: %s: cannot connect to the database: %s", what,
+		PQerrorMessage(conn));
+	PQfinish(conn);
+	return NULL;
+}
+
+/* SQL's rows under TITLE, as a table; -1 (said as WHAT failing) when it failed. */
+static int
+print_query(PGconn *conn, const char *what, const char *title, const char *sql, int nparams,
+	    const char *const *params)
+{
+	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	PQprintOpt opt = {0};
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		fprintf(stderr, "receiver: jobs: %s", PQresultErrorMessage(res));
+		fprintf(stderr, "receiver: %s: %s", what, PQresultErrorMessage(res));
 		PQclear(res);
 		return -1;
 	}
@@ -461,17 +479,13 @@ cli_relay(const struct config *cfg, const struct cli_args *args)
 	}
 	if (args->test != NULL)
 		return relay_test(cfg, config_subscriber_by_name(cfg, name));
-	conn = db_connect_blocking(cfg->database.url);
-	if (PQstatus(conn) != CONNECTION_OK) {
-		fprintf(stderr, "receiver: relay: cannot connect to the database: %s",
-			PQerrorMessage(conn));
-		PQfinish(conn);
+	conn = connect_db(cfg, "relay");
+	if (conn == NULL)
 		return 1;
-	}
 	rc = relay_action(conn, args, name, since, until);
 	if (rc == 0)
-		rc = print_query(conn, "subscribers",
-				 "SELECT * FROM relay_lag ORDER BY subscriber") < 0;
+		rc = print_query(conn, "relay", "subscribers",
+				 "SELECT * FROM relay_lag ORDER BY subscriber", 0, NULL) < 0;
 	PQfinish(conn);
 	return rc;
 }
@@ -513,5 +527,297 @@ relay_action(PGconn *conn, const struct cli_args *args, const char *name, time_t
 		rc = 1;
 	}
 	PQclear(res);
+	return rc;
+}
+
+/*
+ * `receiver token set` and `token list`: members' grants (member_tokens,
+ * sql/008), blocking queries as `jobs`.  A grant is checked, its tokens
+ * read (from argv, or stdin for "-"; argv's copy is overwritten at once,
+ * so ps stops showing it), sealed for its row (tokens.c) and stored by
+ * receiver_token_put; the clear tokens live on this stack only and are
+ * wiped on every way out.  No output ever holds a token.
+ */
+
+/* Ten years: no grant lives longer (a 1688 refresh token: half a year). */
+#define GRANT_SECONDS_MAX 315360000LL
+
+/* Two tokens, a line each, and their line ends. */
+#define GRANT_STDIN_MAX (2 * (TOKENS_TOKEN_MAX + 2))
+
+#define SQL_TOKEN_PUT                                                                              \
+	"SELECT coalesce(access_expires_at::text, 'not known'),"                                   \
+	" coalesce(refresh_expires_at::text, 'not known'), generation, replaced"                   \
+	" FROM receiver_token_put($1, $2, $3, now() + $4::bigint * interval '1 second', $5,"       \
+	" now() + $6::bigint * interval '1 second', 'set')"
+
+#define SQL_TOKEN_LIST                                                                             \
+	"SELECT app, member_id, state, access_expires_at, refresh_expires_at, updated_at,"         \
+	" attention, last_error FROM member_token_status"                                          \
+	" WHERE $1::text IS NULL OR app = $1 ORDER BY app, member_id"
+
+/* A grant in the clear, then sealed: one per `token set`. */
+struct grant {
+	struct token_plain refresh, access;
+	bool has_access;
+	unsigned char refresh_sealed[TOKENS_SEALED_MAX], access_sealed[TOKENS_SEALED_MAX];
+	size_t refresh_len, access_len;
+};
+
+static bool seconds_valid(const char *text);
+static int grant_check(const struct config *cfg, const struct cli_args *args);
+static int grant_read(const struct cli_args *args, struct grant *g);
+static int take_token(char *arg, const char *option, struct token_plain *p,
+		      struct token_plain **from_stdin, int *n_stdin);
+static int read_secret_input(char *buf, size_t cap, size_t *len);
+static int read_stdin_tokens(struct token_plain **out, int n);
+static int grant_seal(const struct config *cfg, const struct cli_args *args, struct grant *g);
+static int grant_put(const struct config *cfg, const struct cli_args *args, const struct grant *g);
+
+int
+cli_token_set(const struct config *cfg, const struct cli_args *args)
+{
+	struct grant g;
+	int rc;
+
+	memset(&g, 0, sizeof(g));
+	rc = grant_check(cfg, args);
+	if (rc == 0)
+		rc = grant_read(args, &g);
+	if (rc == 0)
+		rc = grant_seal(cfg, args, &g);
+	tokens_plain_wipe(&g.refresh);
+	tokens_plain_wipe(&g.access);
+	if (rc == 0)
+		rc = grant_put(cfg, args, &g);
+	return rc;
+}
+
+int
+cli_token_list(const struct config *cfg, const struct cli_args *args)
+{
+	const char *params[1] = {args->app};
+	PGconn *conn;
+	int rc;
+
+	if (args->app != NULL && pick_app(cfg, args->app) == NULL)
+		return EXIT_USAGE;
+	conn = connect_db(cfg, "token list");
+	if (conn == NULL)
+		return 1;
+	rc = print_query(conn, "token list", "member grants (tokens are never shown)",
+			 SQL_TOKEN_LIST, 1, params) < 0;
+	PQfinish(conn);
+	return rc;
+}
+
+/* 1 to GRANT_SECONDS_MAX, in decimal digits only. */
+static bool
+seconds_valid(const char *text)
+{
+	long long v = 0;
+
+	if (text == NULL || *text < '1' || *text > '9' || strlen(text) > 9)
+		return false;
+	for (const char *p = text; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9')
+			return false;
+		v = v * 10 + (*p - '0');
+	}
+	return v <= GRANT_SECONDS_MAX;
+}
+
+/* Everything but the tokens' own text: 0, or EXIT_USAGE with the reason said. */
+static int
+grant_check(const struct config *cfg, const struct cli_args *args)
+{
+	const char *why = NULL;
+
+	if (args->app == NULL || args->member == NULL || args->refresh_token == NULL)
+		why = "give --app NAME, --member ID and --refresh-token T (or - to read it "
+		      "from stdin)";
+	else if (pick_app(cfg, args->app) == NULL)
+		return EXIT_USAGE;
+	else if (!tokens_member_valid(args->member))
+		why = "--member is 1 to 128 printable ASCII characters without spaces (the "
+		      "memberId, b2b-...)";
+	else if ((args->access_token == NULL) != (args->expires_in == NULL))
+		why = "--access-token A and --expires-in S go together";
+	else if ((args->expires_in != NULL && !seconds_valid(args->expires_in)) ||
+		 (args->refresh_expires_in != NULL && !seconds_valid(args->refresh_expires_in)))
+		why = "--expires-in and --refresh-expires-in are seconds, 1 to 315360000";
+	else if (cfg->tokens.key[0] == '\0')
+		why = "[tokens] key is not set: the tokens are stored encrypted with it; set "
+		      "key = \"file:/etc/receiver/token.key\" in [tokens], a file holding the "
+		      "output of `openssl rand -hex 32`";
+	if (why == NULL)
+		return 0;
+	fprintf(stderr, "receiver: token set: %s\n", why);
+	return EXIT_USAGE;
+}
+
+/* The tokens into G: 0, EXIT_USAGE (a malformed token, said) or 1 (stdin failed). */
+static int
+grant_read(const struct cli_args *args, struct grant *g)
+{
+	struct token_plain *from_stdin[2];
+	int n_stdin = 0, rc;
+
+	g->has_access = args->access_token != NULL;
+	rc = take_token(args->refresh_token, "--refresh-token", &g->refresh, from_stdin, &n_stdin);
+	if (rc == 0 && g->has_access)
+		rc = take_token(args->access_token, "--access-token", &g->access, from_stdin,
+				&n_stdin);
+	if (rc == 0 && n_stdin > 0)
+		rc = read_stdin_tokens(from_stdin, n_stdin);
+	return rc;
+}
+
+/*
+ * ARG is "-" (P is read from stdin later: queued in FROM_STDIN) or the
+ * token, which is copied and then overwritten where it lies in argv.
+ */
+static int
+take_token(char *arg, const char *option, struct token_plain *p, struct token_plain **from_stdin,
+	   int *n_stdin)
+{
+	const char *why = NULL;
+	enum status st;
+
+	if (strcmp(arg, "-") == 0) {
+		from_stdin[(*n_stdin)++] = p;
+		return 0;
+	}
+	st = tokens_plain_set(p, arg, strlen(arg), &why);
+	OPENSSL_cleanse(arg, strlen(arg));
+	if (st == STATUS_OK)
+		return 0;
+	fprintf(stderr, "receiver: token set: %s: %s\n", option, why);
+	return EXIT_USAGE;
+}
+
+/*
+ * Standard input into BUF with read(2), not stdio, whose buffer would keep
+ * a copy nobody wipes.  0; -1 when it failed; -2 when it holds CAP bytes
+ * or more (more than any tokens).
+ */
+static int
+read_secret_input(char *buf, size_t cap, size_t *len)
+{
+	ssize_t r;
+
+	*len = 0;
+	while (*len < cap) {
+		r = read(STDIN_FILENO, buf + *len, cap - *len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			return 0;
+		*len += (size_t)r;
+	}
+	return -2;
+}
+
+/* N tokens from stdin, one a line, in OUT's order (the refresh token first). */
+static int
+read_stdin_tokens(struct token_plain **out, int n)
+{
+	char buf[GRANT_STDIN_MAX + 1];
+	size_t len = 0, start = 0;
+	int got = 0, input = read_secret_input(buf, sizeof(buf), &len);
+	const char *why = input == -1 ? "cannot be read" : "longer than two tokens";
+	int rc = input == 0 ? 0 : EXIT_USAGE;
+
+	while (rc == 0 && start < len) {
+		size_t end = start, next;
+
+		while (end < len && buf[end] != '\n')
+			end++;
+		next = end + 1;
+		if (end > start && buf[end - 1] == '\r')
+			end--;
+		if (got == n) {
+			why = "more lines than tokens";
+			rc = EXIT_USAGE;
+		} else if (tokens_plain_set(out[got++], buf + start, end - start, &why) !=
+			   STATUS_OK) {
+			rc = EXIT_USAGE;
+		}
+		start = next;
+	}
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (rc == 0 && got < n) {
+		why = "fewer lines than tokens";
+		rc = EXIT_USAGE;
+	}
+	if (rc != 0)
+		fprintf(stderr,
+			"receiver: token set: stdin: %s (it holds the refresh token%s, a line "
+			"each)\n",
+			why, n > 1 ? ", then the access token" : "");
+	return rc;
+}
+
+/* Seal G's tokens for their row: 0, or EXIT_USAGE (the key) or 1, said. */
+static int
+grant_seal(const struct config *cfg, const struct cli_args *args, struct grant *g)
+{
+	struct token_slot refresh = {args->app, args->member, TOKEN_REFRESH};
+	struct token_slot access = {args->app, args->member, TOKEN_ACCESS};
+	struct tokens_key key;
+	const char *why = NULL;
+	enum status st;
+
+	st = tokens_key_parse(&key, cfg->tokens.key, &why);
+	if (st != STATUS_OK) {
+		fprintf(stderr, "receiver: token set: [tokens] key %s\n", why);
+		return EXIT_USAGE;
+	}
+	st = tokens_seal(&key, &refresh, &g->refresh, g->refresh_sealed, sizeof(g->refresh_sealed),
+			 &g->refresh_len, &why);
+	if (st == STATUS_OK && g->has_access)
+		st = tokens_seal(&key, &access, &g->access, g->access_sealed,
+				 sizeof(g->access_sealed), &g->access_len, &why);
+	tokens_key_wipe(&key);
+	if (st == STATUS_OK)
+		return 0;
+	fprintf(stderr, "receiver: token set: cannot encrypt the tokens: %s\n", why);
+	return 1;
+}
+
+/* Store the sealed grant; prints its expiry times. */
+static int
+grant_put(const struct config *cfg, const struct cli_args *args, const struct grant *g)
+{
+	const char *params[6] = {args->app,
+				 args->member,
+				 g->has_access ? (const char *)g->access_sealed : NULL,
+				 args->expires_in,
+				 (const char *)g->refresh_sealed,
+				 args->refresh_expires_in};
+	const int lengths[6] = {0, 0, (int)g->access_len, 0, (int)g->refresh_len, 0};
+	const int formats[6] = {0, 0, 1, 0, 1, 0}; /* the sealed values as bytes */
+	const Oid types[6] = {0, 0, 17 /* bytea */, 0, 17, 0};
+	PGconn *conn = connect_db(cfg, "token set");
+	PGresult *res;
+	int rc = 1;
+
+	if (conn == NULL)
+		return 1;
+	res = PQexecParams(conn, SQL_TOKEN_PUT, 6, types, params, lengths, formats, 0);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+		printf("app %s, member %s: grant %s, encrypted (generation %s); access token "
+		       "expires %s; refresh token expires %s\n",
+		       args->app, args->member,
+		       strcmp(PQgetvalue(res, 0, 3), "t") == 0 ? "replaced" : "stored",
+		       PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+		rc = 0;
+	} else {
+		fprintf(stderr, "receiver: token set: %s", PQresultErrorMessage(res));
+	}
+	PQclear(res);
+	PQfinish(conn);
 	return rc;
 }

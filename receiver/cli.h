@@ -1,7 +1,7 @@
 /*
  * cli.h - the command-line tools beside `serve` and `migrate`: one-off
- * reconciliation, backfill sweeps, a look at the job queue, and signing
- * or checking a push by hand.
+ * reconciliation, backfill sweeps, a look at the job queue, members'
+ * tokens, and signing or checking a push by hand.
  */
 #ifndef RECEIVER_CLI_H
 #define RECEIVER_CLI_H
@@ -18,7 +18,14 @@ struct cli_args {
 	const char *enable;	/* --enable NAME */
 	const char *replay;	/* --replay NAME */
 	const char *test;	/* --test NAME */
-	char **rest;		/* positional arguments */
+	const char *member;	/* --member ID */
+	/* --refresh-token T and --access-token A ("-": from stdin); not const:
+	 * `token set` overwrites them in argv once read, for ps to show less. */
+	char *refresh_token;
+	char *access_token;
+	const char *expires_in;		/* --expires-in SECONDS */
+	const char *refresh_expires_in; /* --refresh-expires-in SECONDS */
+	char **rest;			/* positional arguments */
 	int n_rest;
 };
 
@@ -36,6 +43,15 @@ int cli_jobs(const struct config *cfg, const struct cli_args *args);
  *     --replay NAME --since DATE [--until DATE] | --test NAME]
  */
 int cli_relay(const struct config *cfg, const struct cli_args *args);
+
+/*
+ * receiver token set -c FILE --app NAME --member ID --refresh-token T|-
+ *     [--access-token A|- --expires-in S] [--refresh-expires-in S]
+ */
+int cli_token_set(const struct config *cfg, const struct cli_args *args);
+
+/* receiver token list -c FILE [--app NAME] */
+int cli_token_list(const struct config *cfg, const struct cli_args *args);
 
 /* receiver sign -c FILE [--app NAME] [--field NAME] < message.json */
 int cli_sign(const struct config *cfg, const struct cli_args *args);

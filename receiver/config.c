@@ -135,6 +135,7 @@ static const char *check_app_name(const char *s);
 static const char *check_app_path(const char *s);
 static const char *check_base_url(const char *s);
 static const char *check_log_level(const char *s);
+static const char *check_token_key(const char *s);
 static const char *check_webhook_secret(const char *s);
 static const char *check_event_type(const char *s);
 static int check_unique_subscriber(struct loader *ld, const struct toml_table *t,
@@ -256,6 +257,11 @@ static const struct field upstream_fields[] = {
     {STRING("ca_file", upstream_config, ca_file, "", NULL)},
 };
 
+/* Not reloadable: tokens sealed under a key must be opened with that key. */
+static const struct field tokens_fields[] = {
+    {STRING("key", tokens_config, key, "", check_token_key)},
+};
+
 static const struct field reconcile_fields[] = {
     {BOOL("enabled", reconcile_config, enabled, true)},
     {INT("max_attempts", reconcile_config, max_attempts, 1, 1000, 8)},
@@ -306,6 +312,7 @@ static const struct section sections[] = {
     {.name = "database", TABLE(database, database_fields)},
     {.name = "app", ARRAY(apps, n_apps, app_fields), .required = true, .check = check_unique_app},
     {.name = "upstream", TABLE(upstream, upstream_fields)},
+    {.name = "tokens", TABLE(tokens, tokens_fields)},
     {.name = "reconcile", TABLE(reconcile, reconcile_fields), .check = check_backoff},
     {.name = "relay", TABLE(relay, relay_fields), .check = check_backoff},
     {.name = "subscriber",
@@ -642,6 +649,24 @@ check_log_level(const char *s)
 		}
 	}
 	return "must be one of debug, info, warn, error";
+}
+
+/*
+ * "" (not set), or the 64 hex digits of a 32-byte key.  The reason names
+ * the form, never the value (errorf prints the key's name and line).
+ */
+static const char *
+check_token_key(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0) {
+		return NULL;
+	}
+	if (len != 64 || strspn(s, "0123456789abcdefABCDEF") != len) {
+		return "must be 64 hex digits (32 bytes, as `openssl rand -hex 32` prints them)";
+	}
+	return NULL;
 }
 
 const char *const config_event_types[] = {"order.status_changed", "order.updated",

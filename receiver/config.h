@@ -59,6 +59,11 @@ struct upstream_config {
 	char *ca_file; /* "" when unset */
 };
 
+/* [tokens]: the key members' OAuth tokens are sealed with (tokens.c). */
+struct tokens_config {
+	char *key; /* 64 hex digits (32 bytes); "" when not set */
+};
+
 struct reconcile_config {
 	bool enabled;
 	int max_attempts;
@@ -102,6 +107,7 @@ struct config {
 	struct app_config *apps;
 	size_t n_apps;
 	struct upstream_config upstream;
+	struct tokens_config tokens;
 	struct reconcile_config reconcile;
 	struct relay_config relay;
 	struct subscriber_config *subscribers;

@@ -4,9 +4,11 @@
  * Every command is one row of commands[] below: its name, its handler, the
  * options it accepts, whether it needs the configuration loaded, and its
  * usage line; `receiver help` (or -h, --help) prints the usage from those
- * rows.  main() finds the row, parses the options (one parser for every
- * command), refuses those the row does not accept, loads the configuration
- * (-c FILE, default /etc/receiver/receiver.toml) and calls the handler.  The
+ * rows.  A command may be two words ("token set"): the first names a group
+ * of rows, the second the row.  main() finds the row, parses the options
+ * (one parser for every command), refuses those the row does not accept,
+ * loads the configuration (-c FILE, default /etc/receiver/receiver.toml)
+ * and calls the handler.  The
  * first row, serve, is the default command: when there is no argument or the
  * first one is an option.  help and version need no configuration and
  * ignore their arguments.
@@ -45,6 +47,9 @@ enum {
 	OPT_RETRY_DEAD = 1 << 3, /* --retry-dead */
 	OPT_ARGS = 1 << 4,	 /* positional arguments */
 	OPT_RELAY = 1 << 5,	 /* --subscriber, --enable, --replay, --test NAME */
+	/* --member ID, --refresh-token T, --access-token A, --expires-in S,
+	 * --refresh-expires-in S */
+	OPT_GRANT = 1 << 6,
 };
 
 struct command {
@@ -99,6 +104,19 @@ static const struct command commands[] = {
      .synopsis = "[-c FILE] [--retry-dead] [--subscriber NAME] [--enable NAME] "
 		 "[--replay NAME --since DATE [--until DATE]] [--test NAME]",
      .what = "webhook subscribers: state, dead, replay"},
+    {.name = "token set",
+     .tool = cli_token_set,
+     .options = OPT_APP | OPT_GRANT,
+     .needs_config = true,
+     .synopsis = "[-c FILE] --app NAME --member ID --refresh-token T|- "
+		 "[--access-token A|- --expires-in S] [--refresh-expires-in S]",
+     .what = "store a member's grant, encrypted (-: from stdin, unseen by ps)"},
+    {.name = "token list",
+     .tool = cli_token_list,
+     .options = OPT_APP,
+     .needs_config = true,
+     .synopsis = "[-c FILE] [--app NAME]",
+     .what = "members' grants: expiry, state (no token)"},
     {.name = "sign",
      .tool = cli_sign,
      .options = OPT_APP | OPT_FIELD,
@@ -118,7 +136,9 @@ static const struct command commands[] = {
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
-static const struct command *find(const char *name);
+static const struct command *find(int argc, char **argv, int *words);
+static bool in_group(const char *name, const char *word);
+static int unknown(int argc, char **argv);
 static void usage(FILE *out);
 static int parse_args(int argc, char **argv, int first, const char **file, struct cli_args *args);
 static unsigned options_given(const struct cli_args *args);
@@ -136,12 +156,12 @@ main(int argc, char **argv)
 	if (protect() < 0)
 		return 1;
 	if (argc > 1 && argv[1][0] != '-') {
-		c = find(argv[1]);
-		first = 2;
-		if (c == NULL) {
-			fprintf(stderr, "receiver: unknown command '%s' (try --help)\n", argv[1]);
-			return EXIT_USAGE;
-		}
+		int words = 1;
+
+		c = find(argc, argv, &words);
+		first = 1 + words;
+		if (c == NULL)
+			return unknown(argc, argv);
 	}
 	if (!c->needs_config)
 		return c->tool(NULL, &args);
@@ -170,13 +190,52 @@ protect(void)
 	return 0;
 }
 
+/* The row ARGV[1] names, or ARGV[1] and ARGV[2]; *WORDS says how many it took. */
 static const struct command *
-find(const char *name)
+find(int argc, char **argv, int *words)
 {
-	for (size_t i = 0; i < N_COMMANDS; i++)
-		if (strcmp(commands[i].name, name) == 0)
+	size_t n = strlen(argv[1]);
+
+	for (size_t i = 0; i < N_COMMANDS; i++) {
+		const char *name = commands[i].name;
+
+		if (strcmp(name, argv[1]) == 0) {
+			*words = 1;
 			return &commands[i];
+		}
+		if (argc > 2 && in_group(name, argv[1]) && strcmp(name + n + 1, argv[2]) == 0) {
+			*words = 2;
+			return &commands[i];
+		}
+	}
 	return NULL;
+}
+
+/* True when NAME is a two-word command whose first word is WORD ("token"). */
+static bool
+in_group(const char *name, const char *word)
+{
+	size_t n = strlen(word);
+
+	return strncmp(name, word, n) == 0 && name[n] == ' ';
+}
+
+/* Said on stderr: ARGV[1] (and ARGV[2], after a group's word) names no command. */
+static int
+unknown(int argc, char **argv)
+{
+	bool group = false;
+
+	for (size_t i = 0; i < N_COMMANDS && !group; i++)
+		group = in_group(commands[i].name, argv[1]);
+	if (group && (argc == 2 || argv[2][0] == '-'))
+		fprintf(stderr, "receiver: %s: name one of its commands (try --help)\n", argv[1]);
+	else if (group)
+		fprintf(stderr, "receiver: unknown command '%s %s' (try --help)\n", argv[1],
+			argv[2]);
+	else
+		fprintf(stderr, "receiver: unknown command '%s' (try --help)\n", argv[1]);
+	return EXIT_USAGE;
 }
 
 /* The description starts in this column, or on a line of its own when the
@@ -241,6 +300,16 @@ parse_args(int argc, char **argv, int first, const char **file, struct cli_args 
 			args->replay = argv[++i];
 		} else if (strcmp(a, "--test") == 0 && has_value) {
 			args->test = argv[++i];
+		} else if (strcmp(a, "--member") == 0 && has_value) {
+			args->member = argv[++i];
+		} else if (strcmp(a, "--refresh-token") == 0 && has_value) {
+			args->refresh_token = argv[++i];
+		} else if (strcmp(a, "--access-token") == 0 && has_value) {
+			args->access_token = argv[++i];
+		} else if (strcmp(a, "--expires-in") == 0 && has_value) {
+			args->expires_in = argv[++i];
+		} else if (strcmp(a, "--refresh-expires-in") == 0 && has_value) {
+			args->refresh_expires_in = argv[++i];
 		} else if (strcmp(a, "--retry-dead") == 0) {
 			args->retry_dead = 1;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -267,6 +336,10 @@ options_given(const struct cli_args *args)
 	       (args->subscriber != NULL || args->enable != NULL || args->replay != NULL ||
 			args->test != NULL
 		    ? OPT_RELAY
+		    : 0) |
+	       (args->member != NULL || args->refresh_token != NULL || args->access_token != NULL ||
+			args->expires_in != NULL || args->refresh_expires_in != NULL
+		    ? OPT_GRANT
 		    : 0);
 }
 

@@ -4,10 +4,11 @@
 read it back and check that the binary does what it says: every command it
 lists is accepted, each accepts exactly the options its usage line shows
 (anything else exits 2 with "CMD: unexpected argument"), an unknown command
-exits 2, and `version` prints the version line.  No database: a command
-that got past the command line fails on a configuration file that does not
-exist, which is how a test tells "accepted" from "refused" (well under a
-second in all)."""
+exits 2, and `version` prints the version line.  A command may be two
+words ("token set"): the first alone, or with an unknown second one, exits
+2.  No database: a command that got past the command line fails on a
+configuration file that does not exist, which is how a test tells
+"accepted" from "refused" (well under a second in all)."""
 
 import os
 import re
@@ -28,17 +29,23 @@ OPTIONS = {
     "--enable": ["--enable", "erp"],
     "--replay": ["--replay", "erp"],
     "--test": ["--test", "erp"],
+    "--member": ["--member", "b2b-2248544159"],
+    "--refresh-token": ["--refresh-token", "-"],
+    "--access-token": ["--access-token", "-"],
+    "--expires-in": ["--expires-in", "36000"],
+    "--refresh-expires-in": ["--refresh-expires-in", "15552000"],
     "ORDER_ID...": ["2908059205527363456"],
 }
 
 
 def usage_lines():
-    """{command: synopsis} from `receiver help`."""
+    """{command: synopsis} from `receiver help`; a command of two words
+    ("token set") is one key."""
     r = run_receiver(["help"], timeout=10)
     assert r.returncode == 0, r.stderr
     commands = {}
     for line in r.stdout.splitlines():
-        m = re.match(r"^(?:usage:| {6}) receiver (\[?)([a-z]+)\]?(.*)$", line)
+        m = re.match(r"^(?:usage:| {6}) receiver (\[?)([a-z]+(?: [a-z-]+)?)\]?(.*)$", line)
         if m:
             commands[m.group(2)] = m.group(3)
     return r.stdout, commands
@@ -59,7 +66,7 @@ class CommandLineTest(unittest.TestCase):
     def test_help_lists_the_commands_and_the_notes(self):
         self.assertEqual(sorted(self.commands),
                          sorted(["serve", "migrate", "reconcile", "sweep", "jobs", "relay",
-                                 "sign", "verify", "version"]))
+                                 "token set", "token list", "sign", "verify", "version"]))
         self.assertTrue(self.help.startswith("usage: receiver [serve] "), self.help)
         self.assertIn("\nFILE defaults to /etc/receiver/receiver.toml;", self.help)
         self.assertTrue(self.help.endswith("in Shanghai time (+08:00).\n"), self.help)
@@ -73,7 +80,7 @@ class CommandLineTest(unittest.TestCase):
                 if command == "version":
                     self.assertEqual(run_receiver([command], timeout=10).returncode, 0)
                 else:
-                    self.assertConfigError([command])
+                    self.assertConfigError(command.split())
 
     def test_serve_is_the_default_command(self):
         self.assertConfigError([])
@@ -92,13 +99,25 @@ class CommandLineTest(unittest.TestCase):
                 continue
             for option, argv in OPTIONS.items():
                 with self.subTest(command=command, option=option):
-                    if option in synopsis:
-                        self.assertConfigError([command] + argv)
+                    if re.search(r"(?<![\w-])%s(?![\w-])" % re.escape(option), synopsis):
+                        self.assertConfigError(command.split() + argv)
                         continue
-                    r = run_receiver([command] + argv + ["-c", MISSING], timeout=10)
+                    r = run_receiver(command.split() + argv + ["-c", MISSING], timeout=10)
                     self.assertEqual(
                         (r.returncode, r.stderr),
                         (2, "receiver: %s: unexpected argument (try --help)\n" % command))
+
+    def test_a_group_word_alone_or_with_an_unknown_command_exits_2(self):
+        for argv in (["token"], ["token", "-c", MISSING]):
+            r = run_receiver(argv, timeout=10)
+            self.assertEqual((r.returncode, r.stdout, r.stderr),
+                             (2, "", "receiver: token: name one of its commands (try --help)\n"))
+        r = run_receiver(["token", "frobnicate", "-c", MISSING], timeout=10)
+        self.assertEqual((r.returncode, r.stdout, r.stderr),
+                         (2, "", "receiver: unknown command 'token frobnicate' (try --help)\n"))
+        r = run_receiver(["token", "list", "--member", "b2b-1", "-c", MISSING], timeout=10)
+        self.assertEqual((r.returncode, r.stderr),
+                         (2, "receiver: token list: unexpected argument (try --help)\n"))
 
     def test_option_not_taken_exits_2(self):
         r = run_receiver(["migrate", "--since", "2025-01-01", "-c", "x"], timeout=10)
