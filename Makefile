@@ -129,7 +129,11 @@ clean:
 # own PostgreSQL, drives the receiver, a bare evhttp baseline and the
 # receiver without group commit with wrk, then at a constant rate, prints
 # a table and checks every acknowledged push is stored (2-2.5 minutes).
-BENCH_BINS   = build/bench/gen build/bench/baseline build/bench/rate
+# `make bench-relay` runs tests/bench/relay.sh: the relay's throughput (a
+# backlog drained, a constant 2,000 pushes/s) and its latency from commit
+# to a local consumer's 2xx (build/bench/sink) at 200 events/s, checking
+# every event arrived exactly once (2-2.5 minutes).
+BENCH_BINS   = build/bench/gen build/bench/baseline build/bench/rate build/bench/sink
 BENCH_CFLAGS = -O2 -g -std=c17 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Wall -Wextra \
                -Werror $(shell pkg-config --cflags libevent openssl 2>/dev/null)
 BENCH_LIBS   = $(shell pkg-config --libs libevent openssl 2>/dev/null) -lm
@@ -138,6 +142,11 @@ BENCH_LIBS   = $(shell pkg-config --libs libevent openssl 2>/dev/null) -lm
 bench:
 	@$(MAKE) --no-print-directory all $(BENCH_BINS)
 	@RECEIVER_BIN=$(BUILD)/receiver sh tests/bench/run.sh
+
+.PHONY: bench-relay
+bench-relay:
+	@$(MAKE) --no-print-directory all $(BENCH_BINS)
+	@RECEIVER_BIN=$(BUILD)/receiver sh tests/bench/relay.sh
 
 $(BENCH_BINS): build/bench/%: tests/bench/%.c
 	@mkdir -p build/bench

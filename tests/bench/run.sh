@@ -43,6 +43,7 @@
 set -eu
 cd "$(dirname "$0")/../.."
 unset DATABASE_URL
+. tests/bench/lib.sh
 
 RECEIVER_BIN=${RECEIVER_BIN:-build/receiver}
 DURATION=${BENCH_DURATION:-10}
@@ -57,111 +58,20 @@ SECRET=bench-app-secret
 PUSH_PATH=/1688/messages
 
 started=$(date +%s)
-work=$(mktemp -d /tmp/receiver-bench.XXXXXX)
-chmod 755 "$work" # the postgres user must reach $work/pg
+bench_setup receiver-bench gen baseline rate
 results=$work/results
 : >"$results"
 failed=0
 pid=""
 pgport=""
 
-cleanup() {
-	rc=$?
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	fi
-	[ -n "$pgport" ] && sh deploy/pg-local.sh stop "$work/pg" "$pgport"
-	rm -f "$work"/bodies.* "$work"/rate-bodies.*
-	if [ "${BENCH_KEEP:-0}" = 1 ] || [ "$failed" -ne 0 ] || [ "$rc" -ne 0 ]; then
-		echo "bench: work directory kept: $work"
-	else
-		rm -rf "$work"
-	fi
-}
-trap cleanup EXIT
+trap 'bench_cleanup $? bench "$pid"' EXIT
 trap 'exit 130' INT TERM
-
-mkdir "$work/bin"
-cp "$RECEIVER_BIN" "$work/bin/receiver"
-for b in gen baseline rate; do
-	cp "build/bench/$b" "$work/bin/$b"
-done
-RECEIVER_BIN=$work/bin/receiver
-BENCH=$work/bin
-
-# The first port from $1 on which nothing listens.
-free_port() {
-	p=$1
-	while ss -Htln "sport = :$p" | grep -q .; do
-		p=$((p + 1))
-	done
-	echo "$p"
-}
-
-# The value of KEY in a "TAG key=value ..." line.
-kv() {
-	echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
-}
-
-psql_db() { # DB [PSQL-ARGS...]
-	_db=$1
-	shift
-	psql -h "$work/pg/run" -p "$pgport" -U receiver -d "$_db" -X -Atq -v ON_ERROR_STOP=1 "$@"
-}
 
 rss_kb() {
 	awk '/^VmRSS:/ {print $2}' "/proc/$1/status"
 }
 
-wait_http() { # URL PID: until URL answers 200, while PID lives
-	i=0
-	while ! curl -sf -o /dev/null "$1"; do
-		if ! kill -0 "$2" 2>/dev/null || [ $i -ge 100 ]; then
-			echo "bench: $1 never became ready" >&2
-			return 1
-		fi
-		sleep 0.1
-		i=$((i + 1))
-	done
-}
-
-new_db() { # NAME: a fresh, migrated database; prints its URL
-	psql_db postgres -c "CREATE DATABASE \"$1\"" >/dev/null
-	echo "postgresql://receiver@127.0.0.1:$pgport/$1"
-}
-
-write_config() { # FILE URL MAX_BATCH
-	cat >"$1" <<EOF
-# Written by tests/bench/run.sh.
-[server]
-listen = "127.0.0.1:$httpport"
-max_body_bytes = 262144
-max_pending = 4096
-request_timeout_s = 10
-workers = ${BENCH_WORKERS:-1}
-
-[database]
-url = "$2"
-max_batch = $3
-commit_timeout_ms = 5000
-connect_timeout_ms = 5000
-
-[[app]]
-name = "bench"
-path = "$PUSH_PATH"
-app_key = "bench-app-key"
-app_secret = "$SECRET"
-previous_secrets = []
-signature_mode = "sorted_fields"
-
-[reconcile]
-enabled = false
-
-[log]
-level = "info"
-EOF
-}
 
 start_receiver() { # TAG MAX_BATCH: fresh database, migrate, serve; sets pid, db
 	db=$(echo "$1" | tr -c 'a-z0-9\n' '_')
@@ -184,15 +94,8 @@ stop_server() { # NAME
 	fi
 }
 
-# CPU time in clock ticks: of PIDs (user + system), of the whole machine.
-proc_ticks() { # PID...
-	for p in "$@"; do cat "/proc/$p/stat" 2>/dev/null || true; done |
-		awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }'
-}
 cpu_sample() { # "machine postgres server" ticks: user nice system irq softirq steal
-	pm=$(head -1 "$work/pg/data/postmaster.pid")
-	echo "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat)" \
-		"$(proc_ticks "$pm" $(pgrep -P "$pm"))" "$(proc_ticks "$pid" $(pgrep -P "$pid"))"
+	echo "$(machine_ticks)" "$(pg_ticks)" "$(proc_ticks "$pid" $(pgrep -P "$pid"))"
 }
 
 # wrk against the server $pid.  Besides its WRK line, writes TAG.cpu: the
